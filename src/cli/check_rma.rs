@@ -1,0 +1,482 @@
+//! `brlock check rma`: validate a cluster's one-sided communication through [`brlock::sys`].
+//!
+//! Every rank runs the same sequence of checks, separated by barriers; each check yields a
+//! local verdict, and the verdicts are combined with a reduction so that every rank agrees on
+//! the outcome and exits with the same code. Rank 0 prints the report.
+//!
+//! The read-modify-write check has a negative control, `--unsafe-rmw`: the get and the put go
+//! into two separate epochs, so concurrent increments race and updates are lost. It shows the
+//! check can fail.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use mpi::collective::{CommunicatorCollectives, Root, SystemOperation};
+use mpi::topology::Communicator;
+use serde::Serialize;
+
+use super::{emit, emit_json, library_summary, or_abort, requested_osc, RmaCheckArgs};
+use brlock::runtime::Runtime;
+use brlock::sys::{LockKind, Op, OwnedComm, Window};
+use brlock::{Error, Result};
+
+/// Words of the pattern each rank writes into rank 0's window.
+const PATTERN_WORDS: usize = 8;
+
+/// Where each check keeps its data in the window (the same layout on every rank).
+#[derive(Clone, Copy)]
+struct Layout {
+    ranks: usize,
+}
+
+impl Layout {
+    /// Rank `r`'s pattern: words `pattern(r)..pattern(r) + PATTERN_WORDS` (used on rank 0).
+    fn pattern(self, rank: usize) -> usize {
+        rank * PATTERN_WORDS
+    }
+    /// The fetch-and-op counter (rank 0).
+    fn fetch_counter(self) -> usize {
+        self.ranks * PATTERN_WORDS
+    }
+    /// The read-modify-write counter (rank 0).
+    fn rmw_counter(self) -> usize {
+        self.fetch_counter() + 1
+    }
+    /// Words combined with MPI_MAX, MPI_MIN, MPI_BOR, MPI_BAND (rank 0), then words combined
+    /// with MAX and MIN by accumulate and MAX by fetch_and_op using values of 2^63 and more.
+    fn reductions(self) -> [usize; 7] {
+        let base = self.rmw_counter() + 1;
+        std::array::from_fn(|i| base + i)
+    }
+    /// `ranks` words of sums, one per contributing rank (on every rank).
+    fn sums(self) -> usize {
+        self.reductions()[6] + 1
+    }
+    fn words(self) -> usize {
+        self.sums() + self.ranks
+    }
+}
+
+/// The value rank `rank` writes at word `i` of its pattern in round `round`.
+fn pattern(rank: usize, round: u64) -> [u64; PATTERN_WORDS] {
+    std::array::from_fn(|i| ((rank as u64 + 1) << 40) ^ (round << 8) ^ i as u64)
+}
+
+/// One check: its name in the report, what it shows, and its local verdict.
+struct Check {
+    name: &'static str,
+    what: &'static str,
+    run: fn(&Ctx) -> Result<bool>,
+}
+
+/// What every check needs.
+struct Ctx<'a> {
+    comm: &'a OwnedComm,
+    win: &'a Window,
+    layout: Layout,
+    rank: usize,
+    ranks: usize,
+    iters: u64,
+    spin: Option<Duration>,
+    /// Filled in by the read-modify-write check on rank 0: (final counter, expected).
+    rmw: std::cell::Cell<(u64, u64)>,
+}
+
+const CHECKS: &[Check] = &[
+    Check {
+        name: "bounds",
+        what: "out-of-bounds operations and bad targets are rejected before MPI",
+        run: bounds,
+    },
+    Check {
+        name: "put_get",
+        what: "each rank puts a pattern into rank 0 and gets it back (exclusive epochs)",
+        run: put_get,
+    },
+    Check {
+        name: "shared_get",
+        what: "all ranks concurrently get every pattern under shared locks",
+        run: shared_get,
+    },
+    Check {
+        name: "fetch_and_op",
+        what: "fetch_and_op(SUM, 1) on one counter: N*size in total, every value fetched once",
+        run: fetch_and_op,
+    },
+    Check {
+        name: "rmw",
+        what: "get, flush, put increments inside one exclusive epoch lose no update",
+        run: rmw,
+    },
+    Check {
+        name: "accumulate",
+        what: "accumulate(SUM) of every rank into every rank's slots",
+        run: accumulate,
+    },
+    Check {
+        name: "reductions",
+        what: "accumulate with MAX, MIN, BOR, BAND on rank 0",
+        run: reductions,
+    },
+    Check {
+        name: "unsigned_minmax",
+        what: "MAX and MIN compare uint64 words of 2^63 and more as unsigned",
+        run: unsigned_minmax,
+    },
+];
+
+/// What rank 0 reports.
+#[derive(Serialize)]
+struct Report {
+    ranks: usize,
+    iters: u64,
+    unsafe_rmw: bool,
+    osc: Option<String>,
+    mpi_library: String,
+    checks: BTreeMap<&'static str, bool>,
+    passed: usize,
+    failed: usize,
+    rmw_expected: u64,
+    rmw_final: u64,
+    lost_updates: i64,
+    seconds: BTreeMap<&'static str, f64>,
+    ok: bool,
+}
+
+/// Runs every check on every rank and prints the report on rank 0. Collective.
+///
+/// # Errors
+/// If MPI fails (with several ranks the job is aborted instead, see [`or_abort`]) or the
+/// report cannot be written.
+pub fn run(rt: &Runtime, args: &RmaCheckArgs) -> Result<ExitCode> {
+    let comm = or_abort(rt, OwnedComm::duplicate(rt.world()))?;
+    let ranks = usize::try_from(comm.size()).unwrap_or(0);
+    let rank = usize::try_from(comm.rank()).unwrap_or(0);
+    let layout = Layout { ranks };
+    let win = or_abort(rt, Window::allocate(comm.comm(), layout.words()))?;
+    let ctx = Ctx {
+        comm: &comm,
+        win: &win,
+        layout,
+        rank,
+        ranks,
+        iters: args.iters,
+        spin: args.unsafe_rmw.then(|| Duration::from_micros(args.spin_us)),
+        rmw: std::cell::Cell::new((0, 0)),
+    };
+    let (verdicts, seconds) = or_abort(rt, run_all(&ctx))?;
+    let (rmw_final, rmw_expected) = ctx.rmw.get();
+    or_abort(rt, win.free())?;
+    or_abort(rt, comm.free())?;
+
+    let mut checks = BTreeMap::new();
+    for (check, &ok) in CHECKS.iter().zip(&verdicts) {
+        // The unsafe variant is a negative control, not a check.
+        if !(args.unsafe_rmw && check.name == "rmw") {
+            checks.insert(check.name, ok);
+        }
+    }
+    let passed = checks.values().filter(|&&ok| ok).count();
+    let report = Report {
+        ranks,
+        iters: args.iters,
+        unsafe_rmw: args.unsafe_rmw,
+        osc: requested_osc(),
+        mpi_library: library_summary(rt),
+        passed,
+        failed: checks.len() - passed,
+        ok: passed == checks.len(),
+        checks,
+        rmw_expected,
+        rmw_final,
+        lost_updates: rmw_expected as i64 - rmw_final as i64,
+        seconds,
+    };
+    if rank == 0 {
+        if args.json {
+            emit_json(&report)?;
+        } else {
+            emit(&human(&report))?;
+        }
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Runs the checks in order; returns the verdicts every rank agrees on and rank 0's timings.
+fn run_all(ctx: &Ctx) -> Result<(Vec<bool>, BTreeMap<&'static str, f64>)> {
+    let world = ctx.comm.comm();
+    let mut local = Vec::with_capacity(CHECKS.len());
+    let mut seconds = BTreeMap::new();
+    for check in CHECKS {
+        world.barrier();
+        let start = Instant::now();
+        let ok = (check.run)(ctx)?;
+        world.barrier();
+        seconds.insert(check.name, start.elapsed().as_secs_f64());
+        tracing::debug!("check {}: {}", check.name, if ok { "ok" } else { "FAILED" });
+        local.push(i32::from(ok));
+    }
+    let mut global = vec![0i32; local.len()];
+    world.all_reduce_into(&local[..], &mut global[..], SystemOperation::min());
+    Ok((global.iter().map(|&v| v == 1).collect(), seconds))
+}
+
+fn human(report: &Report) -> String {
+    let mut out = format!(
+        "check rma: {} ranks, {} iterations, osc {}, {}\n",
+        report.ranks,
+        report.iters,
+        report.osc.as_deref().unwrap_or("(library default)"),
+        report.mpi_library
+    );
+    for check in CHECKS {
+        let Some(&ok) = report.checks.get(check.name) else {
+            continue;
+        };
+        let secs = report.seconds.get(check.name).copied().unwrap_or(0.0);
+        out += &format!(
+            "  {:6} {:15} {:8.3} s  {}\n",
+            if ok { "ok" } else { "FAILED" },
+            check.name,
+            secs,
+            check.what
+        );
+    }
+    out += &format!(
+        "read-modify-write: {} of {} increments, {} lost{}\n",
+        report.rmw_final,
+        report.rmw_expected,
+        report.lost_updates,
+        if report.unsafe_rmw {
+            " (--unsafe-rmw: separate get and put epochs, losses expected)"
+        } else {
+            ""
+        }
+    );
+    out += &format!("{} passed, {} failed", report.passed, report.failed);
+    out
+}
+
+fn rank_of(index: usize) -> i32 {
+    i32::try_from(index).unwrap_or(i32::MAX)
+}
+
+/// Bad displacements, lengths and targets fail with `InvalidArgument`.
+fn bounds(ctx: &Ctx) -> Result<bool> {
+    let win = ctx.win;
+    let end = win.words(0).unwrap_or(0);
+    let invalid = |r: Result<()>| matches!(r, Err(Error::InvalidArgument(_)));
+    let mut two = [0u64; 2];
+    Ok(
+        invalid(win.with_lock(0, LockKind::Shared, |e| e.put(&[1], end)))
+            && invalid(win.with_lock(0, LockKind::Shared, |e| e.get(&mut two, end - 1)))
+            && invalid(win.with_lock(0, LockKind::Shared, |e| {
+                e.accumulate(&[1], usize::MAX, Op::Sum)
+            }))
+            && invalid(win.with_lock(win.size(), LockKind::Shared, |_| Ok(())))
+            && invalid(win.with_lock(-1, LockKind::Shared, |_| Ok(())))
+            && invalid(win.with_lock(0, LockKind::Shared, |_| {
+                win.with_lock(0, LockKind::Shared, |_| Ok(()))
+            })),
+    )
+}
+
+fn put_get(ctx: &Ctx) -> Result<bool> {
+    let disp = ctx.layout.pattern(ctx.rank);
+    let mut ok = true;
+    for round in 0..ctx.iters {
+        let src = pattern(ctx.rank, round);
+        let mut back = [0u64; PATTERN_WORDS];
+        ctx.win.with_lock(0, LockKind::Exclusive, |e| {
+            e.put(&src, disp)?;
+            e.flush()?;
+            e.get(&mut back, disp)
+        })?;
+        ok &= back == src;
+    }
+    Ok(ok)
+}
+
+fn shared_get(ctx: &Ctx) -> Result<bool> {
+    let last = ctx.iters - 1;
+    let expected: Vec<u64> = (0..ctx.ranks).flat_map(|r| pattern(r, last)).collect();
+    let mut seen = vec![0u64; expected.len()];
+    let mut ok = true;
+    for _ in 0..ctx.iters {
+        seen.fill(0);
+        ctx.win.with_lock(0, LockKind::Shared, |e| {
+            e.get(&mut seen, ctx.layout.pattern(0))
+        })?;
+        ok &= seen == expected;
+    }
+    Ok(ok)
+}
+
+fn fetch_and_op(ctx: &Ctx) -> Result<bool> {
+    let disp = ctx.layout.fetch_counter();
+    let mut fetched = vec![0u64; usize::try_from(ctx.iters).unwrap_or(0)];
+    for value in fetched.iter_mut() {
+        ctx.win.with_lock(0, LockKind::Shared, |e| {
+            e.fetch_and_op(&1, value, disp, Op::Sum)
+        })?;
+    }
+    let world = ctx.comm.comm();
+    let root = world.process_at_rank(0);
+    if ctx.rank != 0 {
+        root.gather_into(&fetched[..]);
+        return Ok(true);
+    }
+    let mut all = vec![0u64; fetched.len() * ctx.ranks];
+    root.gather_into_root(&fetched[..], &mut all[..]);
+    // Every other rank has finished its operations before it entered the gather.
+    let total = read_word(ctx.win, disp)?;
+    all.sort_unstable();
+    let unique = all.iter().zip(0u64..).all(|(&v, i)| v == i);
+    Ok(total == all.len() as u64 && unique)
+}
+
+/// Atomically reads rank 0's word `disp`.
+fn read_word(win: &Window, disp: usize) -> Result<u64> {
+    let mut value = 0;
+    win.with_lock(0, LockKind::Shared, |e| e.atomic_read(&mut value, disp))?;
+    Ok(value)
+}
+
+fn rmw(ctx: &Ctx) -> Result<bool> {
+    let disp = ctx.layout.rmw_counter();
+    for _ in 0..ctx.iters {
+        let (mut old, mut new) = ([0u64], [0u64]);
+        match ctx.spin {
+            None => ctx.win.with_lock(0, LockKind::Exclusive, |e| {
+                e.flushed(|e| e.get(&mut old, disp))?;
+                new[0] = old[0] + 1;
+                e.put(&new, disp)
+            })?,
+            Some(spin) => {
+                ctx.win
+                    .with_lock(0, LockKind::Shared, |e| e.get(&mut old, disp))?;
+                spin_for(spin);
+                new[0] = old[0] + 1;
+                ctx.win
+                    .with_lock(0, LockKind::Exclusive, |e| e.put(&new, disp))?;
+            }
+        }
+    }
+    ctx.comm.comm().barrier();
+    if ctx.rank != 0 {
+        return Ok(true);
+    }
+    let total = read_word(ctx.win, disp)?;
+    let expected = ctx.iters * ctx.ranks as u64;
+    ctx.rmw.set((total, expected));
+    Ok(total == expected)
+}
+
+/// Busy-waits (without entering MPI) for `span`.
+fn spin_for(span: Duration) {
+    let end = Instant::now() + span;
+    while Instant::now() < end {
+        std::hint::spin_loop();
+    }
+}
+
+fn accumulate(ctx: &Ctx) -> Result<bool> {
+    let disp = ctx.layout.sums();
+    let ranks = ctx.ranks as u64;
+    let mine: Vec<u64> = (1..=ranks).map(|s| (ctx.rank as u64 + 1) * s).collect();
+    for i in 0..ctx.iters {
+        let target = rank_of(((i + ctx.rank as u64) % ranks) as usize);
+        ctx.win.with_lock(target, LockKind::Shared, |e| {
+            e.accumulate(&mine, disp, Op::Sum)
+        })?;
+    }
+    ctx.comm.comm().barrier();
+    let mut sums = vec![0u64; ctx.ranks];
+    ctx.win
+        .with_lock(rank_of(ctx.rank), LockKind::Shared, |e| {
+            e.get(&mut sums, disp)
+        })?;
+    // Rank r targeted this rank in the rounds i with (i + r) % ranks == this rank.
+    let me = ctx.rank as u64;
+    let weight: u64 = (0..ranks)
+        .map(|r| {
+            let first = (me + ranks - r) % ranks;
+            let rounds = ctx.iters / ranks + u64::from(first < ctx.iters % ranks);
+            (r + 1) * rounds
+        })
+        .sum();
+    Ok(sums.iter().zip(1u64..).all(|(&sum, s)| sum == s * weight))
+}
+
+fn reductions(ctx: &Ctx) -> Result<bool> {
+    let [max, min, bor, band, ..] = ctx.layout.reductions();
+    // Values stay below 2^63: MIN starts at the largest of them.
+    init_on_rank0(ctx, &[(min, i64::MAX as u64), (band, u64::MAX)])?;
+    let bit = 1u64 << (ctx.rank % 64);
+    let (set, clear) = ([bit], [!bit]);
+    for i in 0..ctx.iters {
+        let value = [ctx.rank as u64 * ctx.iters + i + 1];
+        ctx.win.with_lock(0, LockKind::Shared, |e| {
+            e.accumulate(&value, max, Op::Max)?;
+            e.accumulate(&value, min, Op::Min)?;
+            e.accumulate(&set, bor, Op::BitOr)?;
+            e.accumulate(&clear, band, Op::BitAnd)
+        })?;
+    }
+    let bits = (0..ctx.ranks.min(64)).fold(0u64, |acc, r| acc | 1 << r);
+    let expected = [ctx.ranks as u64 * ctx.iters, 1, bits, !bits];
+    verify_on_rank0(ctx, "reductions (max, min, bor, band)", max, &expected)
+}
+
+/// MPICH 4.0.2 (Debian) fails this: it orders `MPI_UINT64_T` as signed in `MPI_MAX` and
+/// `MPI_MIN`, so values with the top bit set count as smaller than small ones.
+fn unsigned_minmax(ctx: &Ctx) -> Result<bool> {
+    let [.., umax, umin, fmax] = ctx.layout.reductions();
+    init_on_rank0(ctx, &[(umin, u64::MAX)])?;
+    const TOP: u64 = 1 << 63;
+    let mut previous = 0;
+    for i in 0..ctx.iters {
+        let value = TOP + ctx.rank as u64 * ctx.iters + i;
+        ctx.win.with_lock(0, LockKind::Shared, |e| {
+            e.accumulate(std::slice::from_ref(&value), umax, Op::Max)?;
+            e.accumulate(std::slice::from_ref(&value), umin, Op::Min)?;
+            e.fetch_and_op(&value, &mut previous, fmax, Op::Max)
+        })?;
+    }
+    let top = TOP + ctx.ranks as u64 * ctx.iters - 1;
+    verify_on_rank0(ctx, "unsigned max, min, fetch max", umax, &[top, TOP, top])
+}
+
+/// Rank 0 writes `(word, value)` pairs into its window; then every rank synchronises.
+fn init_on_rank0(ctx: &Ctx, words: &[(usize, u64)]) -> Result<()> {
+    if ctx.rank == 0 {
+        for (disp, value) in words {
+            ctx.win.with_lock(0, LockKind::Exclusive, |e| {
+                e.put(std::slice::from_ref(value), *disp)
+            })?;
+        }
+    }
+    ctx.comm.comm().barrier();
+    Ok(())
+}
+
+/// After every rank has finished, rank 0 compares its words `disp..` with `expected` (other
+/// ranks agree); a mismatch is logged.
+fn verify_on_rank0(ctx: &Ctx, what: &str, disp: usize, expected: &[u64]) -> Result<bool> {
+    ctx.comm.comm().barrier();
+    if ctx.rank != 0 {
+        return Ok(true);
+    }
+    let mut seen = vec![0u64; expected.len()];
+    ctx.win
+        .with_lock(0, LockKind::Shared, |e| e.get(&mut seen, disp))?;
+    if seen != expected {
+        tracing::warn!("{what}: found {seen:x?}, expected {expected:x?} (hex)");
+    }
+    Ok(seen == expected)
+}

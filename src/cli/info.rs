@@ -1,0 +1,61 @@
+//! `brlock info`: what MPI this is and how it was started.
+
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use super::{emit, emit_json, library_summary, requested_osc, InfoArgs};
+use brlock::runtime::Runtime;
+use brlock::Result;
+
+/// The facts `brlock info` reports.
+#[derive(Debug, Serialize)]
+struct Info {
+    /// `MPI_Get_library_version`, trimmed.
+    mpi_library: String,
+    /// `MPI_Get_version` as `"major.minor"`.
+    mpi_version: String,
+    /// Ranks in the world.
+    ranks: i32,
+    /// Thread level granted (`MPI_THREAD_FUNNELED` was requested).
+    thread_level: &'static str,
+    /// `OMPI_MCA_osc`, if set.
+    osc: Option<String>,
+    /// The launcher, guessed from its environment variables; `None` for a singleton.
+    launcher_detected: Option<&'static str>,
+}
+
+/// Prints the MPI facts on rank 0; other ranks print nothing.
+///
+/// # Errors
+/// If stdout cannot be written.
+pub fn run(rt: &Runtime, args: &InfoArgs) -> Result<ExitCode> {
+    if rt.rank() != 0 {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (major, minor) = rt.standard_version();
+    let info = Info {
+        mpi_library: rt.library_version(),
+        mpi_version: format!("{major}.{minor}"),
+        ranks: rt.size(),
+        thread_level: rt.thread_level(),
+        osc: requested_osc(),
+        launcher_detected: rt.launcher(),
+    };
+    if args.json {
+        emit_json(&info)?;
+    } else {
+        let text = format!(
+            "MPI library:   {}\nMPI standard:  {}\nthread level:  {} (requested MPI_THREAD_FUNNELED)\n\
+             ranks:         {}\nosc component: {}\nlauncher:      {}",
+            library_summary(rt),
+            info.mpi_version,
+            info.thread_level,
+            info.ranks,
+            info.osc.as_deref().unwrap_or("(library default)"),
+            info.launcher_detected.unwrap_or("none (singleton)"),
+        );
+        emit(&text)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

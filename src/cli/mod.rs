@@ -1,0 +1,159 @@
+//! The command line: what the user typed ([`Cli`]) and running it ([`run`]).
+//!
+//! Parsing happens before MPI is initialised, so `--help` and usage errors never start MPI.
+//! Each subcommand's run function lives in its own file.
+
+mod check_rma;
+mod info;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use brlock::runtime::Runtime;
+use brlock::{Error, Result};
+
+/// Byte-range locks over MPI one-sided communication.
+///
+/// Run it under `mpirun` (or `mpiexec`); started directly it runs as a single MPI rank.
+#[derive(Debug, Parser)]
+#[command(name = "brlock", version)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the MPI library, standard version, thread level and rank count.
+    Info(InfoArgs),
+    /// Validate the MPI installation (collective: every rank takes part).
+    Check(CheckArgs),
+}
+
+/// Options of `brlock info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Print one JSON object (on rank 0) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `brlock check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// What to check.
+    #[command(subcommand)]
+    pub command: CheckCommand,
+}
+
+/// The things `brlock check` can validate.
+#[derive(Debug, Subcommand)]
+pub enum CheckCommand {
+    /// Exercise one-sided communication (windows, passive-target epochs, put, get,
+    /// accumulate, fetch-and-op) across all ranks and report which checks pass.
+    Rma(RmaCheckArgs),
+}
+
+/// Options of `brlock check rma`.
+#[derive(Debug, Args)]
+pub struct RmaCheckArgs {
+    /// Operations per rank in each check.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub iters: u64,
+    /// Print one JSON object (on rank 0) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Negative control: do the read-modify-write check with the get and the put in two
+    /// separate epochs, so that concurrent increments race and updates are lost. Lost updates
+    /// are then the expected outcome and do not fail the run.
+    #[arg(long)]
+    pub unsafe_rmw: bool,
+    /// With --unsafe-rmw: microseconds to spin between the read epoch and the write epoch,
+    /// widening the race window.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub spin_us: u64,
+}
+
+/// Runs a parsed command on every rank of `rt`.
+///
+/// # Errors
+/// Whatever the command reports; an error here may have happened in the middle of a
+/// collective operation (see `main`).
+pub fn run(rt: &Runtime, command: &Command) -> Result<ExitCode> {
+    match command {
+        Command::Info(args) => info::run(rt, args),
+        Command::Check(CheckArgs {
+            command: CheckCommand::Rma(args),
+        }) => check_rma::run(rt, args),
+    }
+}
+
+/// Prints `err` as the one line `brlock: error: ...` on stderr, naming the rank when there
+/// are several.
+pub fn report_error(rt: &Runtime, err: &Error) {
+    if rt.size() > 1 {
+        eprintln!("brlock: error: rank {}: {err}", rt.rank());
+    } else {
+        eprintln!("brlock: error: {err}");
+    }
+}
+
+/// For collective commands: with several ranks, an error reports itself and ends the whole
+/// job at once (`MPI_Abort`), because returning would run collective destructors (freeing a
+/// window waits for every rank) while other ranks may be waiting for this one in an operation
+/// that will never complete. With one rank the error is returned.
+///
+/// # Errors
+/// `result`'s error, with a single rank.
+pub fn or_abort<T>(rt: &Runtime, result: Result<T>) -> Result<T> {
+    match result {
+        Err(err) if rt.size() > 1 => {
+            report_error(rt, &err);
+            rt.abort(1)
+        }
+        other => other,
+    }
+}
+
+/// Writes `text` and a newline to stdout and flushes.
+///
+/// # Errors
+/// [`Error::Io`] if stdout is closed or full.
+pub fn emit(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .map_err(|source| Error::Io {
+            op: "write",
+            path: "<stdout>".into(),
+            source,
+        })
+}
+
+/// Serialises `value` as one line of JSON on stdout.
+///
+/// # Errors
+/// As [`emit`]; serialisation of our own report types does not fail.
+pub fn emit_json(value: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string(value)
+        .map_err(|e| Error::InvalidArgument(format!("cannot serialise the report: {e}")))?;
+    emit(&text)
+}
+
+/// The Open MPI one-sided component requested through `OMPI_MCA_osc` (which `mpirun --mca
+/// osc X` also sets), if any.
+pub fn requested_osc() -> Option<String> {
+    std::env::var("OMPI_MCA_osc").ok().filter(|s| !s.is_empty())
+}
+
+/// The first line of the MPI library's description (MPICH's runs over many lines), with runs
+/// of whitespace made single spaces.
+pub fn library_summary(rt: &Runtime) -> String {
+    let version = rt.library_version();
+    let first = version.lines().next().unwrap_or_default();
+    first.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,54 @@
+//! The crate's error type.
+
+use crate::range::{ByteRange, LockMode, RangeError};
+
+/// Everything that can go wrong in brlock.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An MPI call returned an error code (windows and files use `MPI_ERRORS_RETURN`).
+    #[error("{call} failed: {message} (MPI error code {code})")]
+    Mpi {
+        /// The MPI function that failed, e.g. `MPI_Win_lock`.
+        call: &'static str,
+        /// The MPI error code.
+        code: i32,
+        /// MPI's own description of the code (`MPI_Error_string`).
+        message: String,
+    },
+    /// A byte range could not be constructed.
+    #[error(transparent)]
+    Range(#[from] RangeError),
+    /// This rank already holds a range on this lock; one rank holds at most one range per lock.
+    #[error("this rank already holds {held} ({held_mode}) on this lock; release it before locking {requested}")]
+    AlreadyHeld {
+        /// The range currently held.
+        held: ByteRange,
+        /// Its mode.
+        held_mode: LockMode,
+        /// The range that was requested.
+        requested: ByteRange,
+    },
+    /// `unlock` was called while no range is held.
+    #[error("unlock called but this rank holds no range on this lock")]
+    NotHeld,
+    /// A caller-supplied value is out of range or inconsistent.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The lock service was used after a failure left it unusable.
+    #[error("the lock service is unusable after an earlier failure: {0}")]
+    Poisoned(String),
+    /// A file-system operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done (e.g. "open", "write").
+        op: &'static str,
+        /// The path involved.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Shorthand for results in this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,34 @@
+//! # brlock
+//!
+//! Byte-range locks for MPI programs that do not rely on the file system's own locking, and
+//! the MPI-IO-style I/O built on them.
+//!
+//! The crate is layered; each layer only uses the ones above it in this list:
+//!
+//! * [`range`], [`error`]: byte ranges, lock modes, the error type.
+//! * [`protocol`]: the lock algorithm (Thakur, Ross and Latham, EuroPVM/MPI 2005, extended
+//!   with shared locks, tickets for bounded waiting, try-lock and timeouts). No MPI inside:
+//!   it is written once against the [`transport::Transport`] abstraction.
+//! * [`transport`]: implementations of that abstraction: MPI one-sided communication
+//!   ([`transport::rma`]) and an in-process simulation ([`transport::sim`]) used by the model
+//!   checks.
+//! * [`lock`]: the one trait every byte-range lock implements, and its RAII guard.
+//! * [`sys`]: the only module with `unsafe` code: a small safe layer over `mpi::ffi`.
+//! * [`runtime`]: MPI initialisation and rank-prefixed `tracing` output.
+//!
+//! See `docs/protocol.md` for the protocol and its correctness argument.
+
+pub mod error;
+pub mod lock;
+pub mod protocol;
+pub mod range;
+pub mod runtime;
+pub(crate) mod sync;
+#[allow(unsafe_code)]
+pub mod sys;
+pub mod transport;
+pub mod verify;
+
+pub use error::{Error, Result};
+pub use lock::{RangeGuard, RangeLock};
+pub use range::{ByteRange, LockMode, RangeError};

@@ -1,0 +1,98 @@
+//! The `brlock` command: parse the command line, initialise MPI, run, and turn the outcome
+//! into an exit code. Errors print one line, `brlock: error: ...`, on stderr.
+
+mod cli;
+
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use clap::Parser;
+
+use brlock::runtime::{self, Runtime};
+
+fn main() -> ExitCode {
+    let args = match cli::Cli::try_parse() {
+        Ok(args) => args,
+        Err(err) => return usage_error(&err),
+    };
+    let singleton = runtime::detect_launcher().is_none();
+    if singleton {
+        if let Some(problem) = runtime::singleton_problem() {
+            eprintln!("brlock: error: {problem}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let watchdog = singleton.then(|| Watchdog::start(SINGLETON_INIT_LIMIT));
+    let rt = Runtime::init();
+    drop(watchdog);
+    let rt = match rt {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("brlock: error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime::init_logging(rt.rank());
+    // With several ranks, an error may leave the others waiting for this one in a collective
+    // operation: `or_abort` ends the whole job rather than leave them hanging.
+    match cli::or_abort(&rt, cli::run(&rt, &args.command)) {
+        Ok(code) => code,
+        Err(err) => {
+            cli::report_error(&rt, &err);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// How long MPI may take to initialise a singleton (it normally takes well under a second).
+const SINGLETON_INIT_LIMIT: Duration = Duration::from_secs(30);
+
+/// Ends the process with a one-line explanation if it is not dropped within a time limit:
+/// started without a launcher, MPI initialisation must not hang silently.
+struct Watchdog {
+    _done: mpsc::Sender<()>,
+}
+
+impl Watchdog {
+    fn start(limit: Duration) -> Watchdog {
+        let (done, wait) = mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            // Dropping the sender disconnects the channel and ends the wait early.
+            if let Err(mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(limit) {
+                eprintln!(
+                    "brlock: error: MPI did not initialise within {} s without a launcher; \
+                     launch with `mpirun -n N brlock ...`",
+                    limit.as_secs()
+                );
+                std::process::exit(1);
+            }
+        });
+        Watchdog { _done: done }
+    }
+}
+
+/// Reports a command-line problem: help and version go to stdout with success, anything else
+/// is one line on stderr and exit code 2.
+fn usage_error(err: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match err.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = err.print();
+            if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        _ => {
+            let rendered = err.render().to_string();
+            let first = rendered.lines().next().unwrap_or("invalid command line");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("brlock: error: {first} (see `brlock --help`)");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! The protocol driver: one rank's side of the lock, over any [`Transport`].
+
+use std::time::{Duration, Instant};
+
+use tracing::field::Empty;
+
+use super::{blocks, Faults, Request, Slot, State, NO_TICKET, SLOT_WORDS};
+use crate::error::{Error, Result};
+use crate::lock::{ensure_free, RangeLock};
+use crate::range::{ByteRange, LockMode};
+use crate::transport::{Drained, Transport};
+
+/// Counters kept by a [`LockClient`]; cheap, always on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Ranges granted.
+    pub acquisitions: u64,
+    /// Requests given up (failed `try_lock`, timeout, error).
+    pub abandoned: u64,
+    /// Failed grant attempts followed by another attempt.
+    pub retries: u64,
+    /// The most retries one request needed.
+    pub max_retries: u64,
+    /// Table epochs performed.
+    pub epochs: u64,
+    /// Times this rank blocked for a wake-up.
+    pub waits: u64,
+    /// Wake-ups sent.
+    pub wakeups_sent: u64,
+    /// Wake-ups consumed while waiting.
+    pub wakeups_received: u64,
+}
+
+/// How long an acquisition may wait.
+#[derive(Debug, Clone, Copy)]
+enum Patience {
+    Never,
+    Until(Instant),
+    Forever,
+}
+
+impl Patience {
+    fn deadline(self) -> Option<Instant> {
+        match self {
+            Patience::Until(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// One rank's handle on a byte-range lock service: the protocol of `docs/protocol.md` run over
+/// a [`Transport`]. Implements [`RangeLock`].
+///
+/// Creating and shutting down the transport are collective; so is [`LockClient::shutdown`]
+/// (and dropping a client, which shuts it down).
+#[derive(Debug)]
+pub struct LockClient<T: Transport> {
+    transport: T,
+    rank: usize,
+    held: Option<(ByteRange, LockMode)>,
+    /// Other ranks' slots as read in the last epoch.
+    table: Vec<u64>,
+    /// Wake-ups sent to each rank, for exact accounting at shutdown.
+    sent: Vec<u64>,
+    received: u64,
+    last_ticket: Option<u64>,
+    stats: Stats,
+    faults: Faults,
+    /// Set when a transport failure may have left this rank's slot non-idle.
+    broken: Option<String>,
+    shut_down: bool,
+}
+
+impl<T: Transport> LockClient<T> {
+    /// A client over `transport`.
+    pub fn new(transport: T) -> Self {
+        let size = transport.size();
+        LockClient {
+            rank: transport.rank(),
+            transport,
+            held: None,
+            table: vec![0; size * SLOT_WORDS],
+            sent: vec![0; size],
+            received: 0,
+            last_ticket: None,
+            stats: Stats::default(),
+            faults: Faults::default(),
+            broken: None,
+            shut_down: false,
+        }
+    }
+
+    /// Run a deliberately broken protocol variant (model-check controls only).
+    #[doc(hidden)]
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// This rank.
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+
+    /// Counters since creation.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The ticket of the most recent request (its arrival order among all requests).
+    pub fn last_ticket(&self) -> Option<u64> {
+        self.last_ticket
+    }
+
+    /// The transport underneath.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// Release anything held, then tear down collectively: every wake-up still addressed to
+    /// this rank is consumed. Returns what the drain found (`leftover` must be 0).
+    ///
+    /// # Errors
+    /// Transport errors; the release error if releasing failed.
+    pub fn shutdown(mut self) -> Result<Drained> {
+        self.shutdown_inner()
+    }
+
+    fn shutdown_inner(&mut self) -> Result<Drained> {
+        if self.shut_down {
+            return Ok(Drained::default());
+        }
+        // Release before marking the client shut down: release refuses a shut-down client.
+        let released = if self.held.is_some() {
+            self.release()
+        } else {
+            Ok(())
+        };
+        self.shut_down = true;
+        let drained =
+            self.transport
+                .shutdown(&self.sent, self.received, !self.faults.skip_drain)?;
+        released.map(|()| drained)
+    }
+
+    fn usable(&self) -> Result<()> {
+        if self.shut_down {
+            return Err(Error::Poisoned("the lock service was shut down".into()));
+        }
+        match &self.broken {
+            Some(why) => Err(Error::Poisoned(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// One table epoch: publish `slot`, read the others. Returns the ticket if one was taken.
+    fn exchange(&mut self, slot: Slot, take_ticket: bool) -> Result<u64> {
+        self.stats.epochs += 1;
+        self.transport
+            .exchange(&slot.encode(), take_ticket, &mut self.table)
+    }
+
+    fn others(&self) -> impl Iterator<Item = (usize, Slot)> + '_ {
+        let me = self.rank;
+        self.table
+            .chunks_exact(SLOT_WORDS)
+            .enumerate()
+            .filter(move |(r, _)| *r != me)
+            .map(|(r, w)| (r, Slot::decode(w)))
+    }
+
+    /// Whether anything in the last epoch's view keeps `me` from being granted.
+    fn blocked(&self, me: &Request) -> bool {
+        !self.faults.ignore_conflicts && self.others().any(|(_, s)| blocks(me, &s, self.faults))
+    }
+
+    /// Wake every rank whose slot (in the last epoch's view) is WAITING for a range that
+    /// conflicts with `me` and satisfies `also`. Returns how many were woken.
+    fn wake(&mut self, me: &Request, also: impl Fn(&Slot) -> bool) -> Result<u64> {
+        let targets: Vec<usize> = self
+            .others()
+            .filter(|(_, s)| {
+                s.state == State::Waiting && s.conflicts_with(me.range, me.mode) && also(s)
+            })
+            .map(|(r, _)| r)
+            .collect();
+        for &r in &targets {
+            self.transport.send_wakeup(r)?;
+            self.sent[r] += 1;
+        }
+        self.stats.wakeups_sent += targets.len() as u64;
+        Ok(targets.len() as u64)
+    }
+
+    /// Clear this rank's slot and wake every conflicting waiter: used both to release a held
+    /// range and to give up a request (a waiter may have blocked on our ACTIVE or older slot).
+    fn clear_and_wake(&mut self, me: &Request, wake: bool) -> Result<u64> {
+        self.exchange(Slot::IDLE, false)?;
+        if wake {
+            self.wake(me, |_| true)
+        } else {
+            Ok(0)
+        }
+    }
+
+    fn acquire(&mut self, range: ByteRange, mode: LockMode, patience: Patience) -> Result<bool> {
+        self.usable()?;
+        ensure_free(self.held, range)?;
+        let span = tracing::debug_span!(
+            "acquire",
+            rank = self.rank,
+            %range,
+            %mode,
+            ticket = Empty,
+            retries = Empty,
+            wait_us = Empty,
+            granted = Empty
+        );
+        let _entered = span.enter();
+        let started = Instant::now();
+        let mut ticket = NO_TICKET;
+        let outcome = self.acquire_loop(range, mode, patience, &mut ticket);
+        let retries = match &outcome {
+            Ok((_, retries)) => *retries,
+            Err(_) => 0,
+        };
+        span.record("ticket", ticket);
+        span.record("retries", retries);
+        span.record("wait_us", started.elapsed().as_micros() as u64);
+        match outcome {
+            Ok((true, retries)) => {
+                self.held = Some((range, mode));
+                self.stats.acquisitions += 1;
+                self.stats.max_retries = self.stats.max_retries.max(retries);
+                span.record("granted", true);
+                tracing::debug!("granted");
+                Ok(true)
+            }
+            Ok((false, _)) => {
+                self.stats.abandoned += 1;
+                span.record("granted", false);
+                tracing::debug!("gave up");
+                Ok(false)
+            }
+            Err(e) => {
+                // Our slot may still say ACTIVE or WAITING: clear it and wake whoever waits on
+                // it, so that our failure strands nobody. If even that fails, refuse further use.
+                self.stats.abandoned += 1;
+                let me = Request {
+                    range,
+                    mode,
+                    ticket,
+                };
+                if let Err(e2) = self.clear_and_wake(&me, true) {
+                    self.broken = Some(format!(
+                        "acquire failed ({e}) and clearing the slot failed too ({e2})"
+                    ));
+                }
+                tracing::warn!(error = %e, "acquire failed");
+                Err(e)
+            }
+        }
+    }
+
+    /// The protocol's acquire loop. Returns (granted, retries); on `Ok((false, _))` the slot has
+    /// been cleared and conflicting waiters woken.
+    fn acquire_loop(
+        &mut self,
+        range: ByteRange,
+        mode: LockMode,
+        patience: Patience,
+        ticket: &mut u64,
+    ) -> Result<(bool, u64)> {
+        let mut retries = 0;
+        loop {
+            // Attempt: publish ACTIVE, read the others (taking a ticket on the first attempt).
+            let first = *ticket == NO_TICKET;
+            let taken = self.exchange(Slot::request(State::Active, range, mode, *ticket), first)?;
+            if first {
+                *ticket = taken;
+                self.last_ticket = Some(taken);
+            }
+            let me = Request {
+                range,
+                mode,
+                ticket: *ticket,
+            };
+            if !self.blocked(&me) {
+                return Ok((true, retries));
+            }
+            let expired = match patience {
+                Patience::Never => true,
+                Patience::Until(d) => Instant::now() >= d,
+                Patience::Forever => false,
+            };
+            if expired {
+                self.clear_and_wake(&me, true)?;
+                return Ok((false, retries));
+            }
+            // Retreat: publish WAITING, read the others again.
+            self.exchange(Slot::request(State::Waiting, range, mode, me.ticket), false)?;
+            if first && !self.faults.skip_retreat_wakeups {
+                // Our ticketless ACTIVE slot may have made an older waiter block on us; we now
+                // defer to it, so it must retry.
+                self.wake(&me, |s| s.ticket < me.ticket)?;
+            }
+            if self.blocked(&me) {
+                self.stats.waits += 1;
+                if !self.transport.wait_wakeup(patience.deadline())? {
+                    self.clear_and_wake(&me, true)?;
+                    return Ok((false, retries));
+                }
+                self.received += 1;
+                self.stats.wakeups_received += 1;
+            }
+            retries += 1;
+            self.stats.retries += 1;
+        }
+    }
+
+    fn release(&mut self) -> Result<()> {
+        self.usable()?;
+        let (range, mode) = self.held.ok_or(Error::NotHeld)?;
+        let span = tracing::debug_span!("release", rank = self.rank, %range, %mode, wakeups = Empty);
+        let _entered = span.enter();
+        // Forget the range first: if the epoch fails, retrying the release is not meaningful.
+        self.held = None;
+        let me = Request {
+            range,
+            mode,
+            ticket: NO_TICKET,
+        };
+        match self.clear_and_wake(&me, !self.faults.skip_release_wakeups) {
+            Ok(woken) => {
+                span.record("wakeups", woken);
+                Ok(())
+            }
+            Err(e) => {
+                self.broken = Some(format!("release failed: {e}"));
+                Err(e)
+            }
+        }
+    }
+}
+
+impl<T: Transport> RangeLock for LockClient<T> {
+    fn lock(&mut self, range: ByteRange, mode: LockMode) -> Result<()> {
+        self.acquire(range, mode, Patience::Forever).map(|_| ())
+    }
+
+    fn try_lock(&mut self, range: ByteRange, mode: LockMode) -> Result<bool> {
+        self.acquire(range, mode, Patience::Never)
+    }
+
+    fn lock_timeout(
+        &mut self,
+        range: ByteRange,
+        mode: LockMode,
+        timeout: Duration,
+    ) -> Result<bool> {
+        let deadline = Instant::now()
+            .checked_add(timeout)
+            .map_or(Patience::Forever, Patience::Until);
+        self.acquire(range, mode, deadline)
+    }
+
+    fn unlock(&mut self) -> Result<()> {
+        self.release()
+    }
+
+    fn held(&self) -> Option<(ByteRange, LockMode)> {
+        self.held
+    }
+}
+
+impl<T: Transport> Drop for LockClient<T> {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown_inner() {
+            tracing::error!(error = %e, "shutting down the lock service on drop failed");
+        }
+    }
+}

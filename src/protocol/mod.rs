@@ -1,0 +1,238 @@
+//! The byte-range lock protocol, independent of any transport.
+//!
+//! This is the algorithm of Thakur, Ross and Latham (EuroPVM/MPI 2005) with the extensions
+//! described in `docs/protocol.md`: shared and exclusive modes, tickets that make grants
+//! first-come-first-served among conflicting requests (no later conflicting request is ever
+//! granted before an earlier one), `try_lock`, timeouts, and exact accounting of wake-up
+//! messages.
+//!
+//! The module has three parts:
+//! * the table layout and [`Slot`] codec (what one rank publishes about itself);
+//! * [`blocks`], the one rule that decides whether another rank's slot keeps a request from
+//!   being granted, and [`Faults`], deliberately broken variants for the model checks;
+//! * [`LockClient`], the driver that runs the protocol over any [`Transport`].
+//!
+//! [`Transport`]: crate::transport::Transport
+
+mod client;
+
+pub use client::{LockClient, Stats};
+
+use crate::range::{self, ByteRange, LockMode};
+
+/// Words (u64) per slot in the table.
+pub const SLOT_WORDS: usize = 4;
+/// Words before the first slot: word 0 is the ticket counter.
+pub const HEADER_WORDS: usize = 1;
+/// Word offset of the ticket counter in the table window.
+pub const TICKET_WORD: usize = 0;
+/// The ticket field of a slot whose owner has not yet learned its ticket. Only an ACTIVE slot
+/// written by a request's first epoch carries it; it compares as "maybe older than anyone".
+pub const NO_TICKET: u64 = u64::MAX;
+
+/// Number of u64 words of the table window on the home rank for `ranks` ranks.
+pub fn table_words(ranks: usize) -> usize {
+    HEADER_WORDS + SLOT_WORDS * ranks
+}
+
+/// Word offset of `rank`'s slot in the table window.
+pub fn slot_offset(rank: usize) -> usize {
+    HEADER_WORDS + SLOT_WORDS * rank
+}
+
+/// What a rank is doing with respect to the lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Holds nothing and requests nothing.
+    Idle,
+    /// Holds its range, or is trying to take it in this very epoch.
+    Active,
+    /// Announced that it waits for its range; blocks on a wake-up message.
+    Waiting,
+}
+
+/// One rank's entry in the lock table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    /// The owner's state.
+    pub state: State,
+    /// Requested mode (meaningless when idle).
+    pub mode: LockMode,
+    /// Requested range start (meaningless when idle).
+    pub start: u64,
+    /// Requested range end, exclusive (meaningless when idle).
+    pub end: u64,
+    /// The request's ticket, or [`NO_TICKET`].
+    pub ticket: u64,
+}
+
+const STATE_MASK: u64 = 0b11;
+const EXCLUSIVE_BIT: u64 = 0b100;
+
+impl Slot {
+    /// The idle slot (all zero words, which is also what a fresh window holds).
+    pub const IDLE: Slot = Slot {
+        state: State::Idle,
+        mode: LockMode::Shared,
+        start: 0,
+        end: 0,
+        ticket: 0,
+    };
+
+    /// A slot in `state` for a request.
+    pub fn request(state: State, range: ByteRange, mode: LockMode, ticket: u64) -> Slot {
+        Slot {
+            state,
+            mode,
+            start: range.start(),
+            end: range.end(),
+            ticket,
+        }
+    }
+
+    /// The slot as table words.
+    pub fn encode(&self) -> [u64; SLOT_WORDS] {
+        let state = match self.state {
+            State::Idle => 0,
+            State::Active => 1,
+            State::Waiting => 2,
+        };
+        let mode = match self.mode {
+            LockMode::Shared => 0,
+            LockMode::Exclusive => EXCLUSIVE_BIT,
+        };
+        [state | mode, self.start, self.end, self.ticket]
+    }
+
+    /// Decode table words. Unknown state values decode as idle: they cannot occur in a table
+    /// written only by this code, and treating them as idle never makes a rank wait forever.
+    pub fn decode(words: &[u64]) -> Slot {
+        let state = match words[0] & STATE_MASK {
+            1 => State::Active,
+            2 => State::Waiting,
+            _ => State::Idle,
+        };
+        let mode = if words[0] & EXCLUSIVE_BIT != 0 {
+            LockMode::Exclusive
+        } else {
+            LockMode::Shared
+        };
+        Slot {
+            state,
+            mode,
+            start: words[1],
+            end: words[2],
+            ticket: words[3],
+        }
+    }
+
+    /// Whether this slot's request conflicts with `range` in `mode` (overlap, and at least one
+    /// side exclusive). Idle slots conflict with nothing.
+    pub fn conflicts_with(&self, range: ByteRange, mode: LockMode) -> bool {
+        self.state != State::Idle
+            && self.start < range.end()
+            && range.start() < self.end
+            && self.mode.conflicts_with(mode)
+    }
+}
+
+/// A request as its owner knows it after an epoch: range, mode and its ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    /// Requested range.
+    pub range: ByteRange,
+    /// Requested mode.
+    pub mode: LockMode,
+    /// The request's ticket (arrival order; smaller is older).
+    pub ticket: u64,
+}
+
+impl Request {
+    /// Whether `(range, mode)` of both conflict.
+    pub fn conflicts_with(&self, other: &Request) -> bool {
+        range::conflicts((self.range, self.mode), (other.range, other.mode))
+    }
+}
+
+/// Deliberately broken protocol variants. The model checks run each of them to show that the
+/// checkers catch the bug; production code never sets them.
+#[doc(hidden)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Faults {
+    /// Grant without looking at other slots: breaks mutual exclusion.
+    pub ignore_conflicts: bool,
+    /// Release without waking waiters: waiters sleep forever (deadlock).
+    pub skip_release_wakeups: bool,
+    /// Retreat from a first ACTIVE attempt to WAITING without waking older waiters that may
+    /// have blocked on that ACTIVE slot: two requests can wait on each other (deadlock).
+    pub skip_retreat_wakeups: bool,
+    /// Ignore tickets: newcomers overtake older waiters (the 2005 algorithm's behaviour);
+    /// breaks the bypass bound.
+    pub ignore_tickets: bool,
+    /// Do not consume pending wake-ups at shutdown: leftover messages.
+    pub skip_drain: bool,
+}
+
+/// Whether `other` (another rank's slot, as read in an epoch) keeps `me` from being granted,
+/// and so is what `me` must wait for.
+///
+/// * An ACTIVE conflicting slot blocks unless it carries a younger ticket: a younger request
+///   can never be granted while `me` is pending (it defers to `me`), so an ACTIVE younger slot
+///   is a try that will fail. An ACTIVE slot without a ticket yet ([`NO_TICKET`]) may be a
+///   holder and always blocks.
+/// * A WAITING conflicting slot blocks if it is older: newcomers defer to older waiters.
+/// * IDLE or non-conflicting slots never block.
+pub fn blocks(me: &Request, other: &Slot, faults: Faults) -> bool {
+    if !other.conflicts_with(me.range, me.mode) {
+        return false;
+    }
+    if faults.ignore_tickets {
+        return other.state == State::Active;
+    }
+    match other.state {
+        State::Idle => false,
+        State::Active => other.ticket == NO_TICKET || other.ticket < me.ticket,
+        State::Waiting => other.ticket < me.ticket,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(a: u64, b: u64) -> ByteRange {
+        ByteRange::new(a, b).unwrap()
+    }
+
+    #[test]
+    fn slot_roundtrip() {
+        let s = Slot::request(State::Waiting, r(3, 99), LockMode::Exclusive, 42);
+        assert_eq!(Slot::decode(&s.encode()), s);
+        assert_eq!(Slot::decode(&[0; SLOT_WORDS]).state, State::Idle);
+        assert_eq!(Slot::decode(&Slot::IDLE.encode()), Slot::IDLE);
+    }
+
+    #[test]
+    fn blocking_rule() {
+        let me = Request {
+            range: r(0, 10),
+            mode: LockMode::Exclusive,
+            ticket: 5,
+        };
+        let none = Faults::default();
+        let slot = |state, t| Slot::request(state, r(5, 15), LockMode::Shared, t);
+        assert!(blocks(&me, &slot(State::Active, NO_TICKET), none));
+        assert!(blocks(&me, &slot(State::Active, 4), none));
+        assert!(!blocks(&me, &slot(State::Active, 6), none));
+        assert!(blocks(&me, &slot(State::Waiting, 4), none));
+        assert!(!blocks(&me, &slot(State::Waiting, 6), none));
+        assert!(!blocks(&me, &Slot::IDLE, none));
+        let disjoint = Slot::request(State::Active, r(10, 20), LockMode::Exclusive, 1);
+        assert!(!blocks(&me, &disjoint, none));
+        let reader = Request {
+            mode: LockMode::Shared,
+            ..me
+        };
+        assert!(!blocks(&reader, &slot(State::Active, 1), none));
+    }
+}

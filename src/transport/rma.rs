@@ -1,0 +1,1 @@
+//! The MPI one-sided transport (in progress).
