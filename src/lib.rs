@@ -28,7 +28,8 @@ pub(crate) mod sync;
 pub mod sys;
 pub mod transport;
 pub mod verify;
+pub mod workload;
 
 pub use error::{Error, Result};
-pub use lock::{RangeGuard, RangeLock};
+pub use lock::{NoLock, RangeGuard, RangeLock};
 pub use range::{ByteRange, LockMode, RangeError};

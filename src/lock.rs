@@ -51,6 +51,12 @@ pub trait RangeLock {
     /// The range and mode currently held, if any.
     fn held(&self) -> Option<(ByteRange, LockMode)>;
 
+    /// The arrival order (ticket) of this handle's most recent request, for implementations
+    /// that keep one. Used by checkers to measure overtaking.
+    fn arrival_ticket(&self) -> Option<u64> {
+        None
+    }
+
     /// Lock `range` and return a guard that releases it.
     ///
     /// # Errors
@@ -173,5 +179,36 @@ pub(crate) fn ensure_free(
             requested,
         }),
         None => Ok(()),
+    }
+}
+
+/// A "lock" that takes nothing and lets every request through at once: the negative control
+/// of the checks (`--backend none`), which must then see violations.
+#[derive(Debug, Default)]
+pub struct NoLock {
+    held: Option<(ByteRange, LockMode)>,
+}
+
+impl RangeLock for NoLock {
+    fn lock(&mut self, range: ByteRange, mode: LockMode) -> Result<()> {
+        ensure_free(self.held, range)?;
+        self.held = Some((range, mode));
+        Ok(())
+    }
+
+    fn try_lock(&mut self, range: ByteRange, mode: LockMode) -> Result<bool> {
+        self.lock(range, mode).map(|()| true)
+    }
+
+    fn lock_timeout(&mut self, range: ByteRange, mode: LockMode, _: Duration) -> Result<bool> {
+        self.try_lock(range, mode)
+    }
+
+    fn unlock(&mut self) -> Result<()> {
+        self.held.take().map(|_| ()).ok_or(Error::NotHeld)
+    }
+
+    fn held(&self) -> Option<(ByteRange, LockMode)> {
+        self.held
     }
 }

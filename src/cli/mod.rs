@@ -3,7 +3,9 @@
 //! Parsing happens before MPI is initialised, so `--help` and usage errors never start MPI.
 //! Each subcommand's run function lives in its own file.
 
+mod check_lock;
 mod check_rma;
+mod demo;
 mod info;
 
 use std::io::Write;
@@ -32,6 +34,9 @@ pub enum Command {
     Info(InfoArgs),
     /// Validate the MPI installation (collective: every rank takes part).
     Check(CheckArgs),
+    /// Ranks update overlapping ranges of one file under byte-range locks, then check that
+    /// no update was lost (collective; run with `mpirun -n 4`).
+    Demo(demo::DemoArgs),
 }
 
 /// Options of `brlock info`.
@@ -56,6 +61,9 @@ pub enum CheckCommand {
     /// Exercise one-sided communication (windows, passive-target epochs, put, get,
     /// accumulate, fetch-and-op) across all ranks and report which checks pass.
     Rma(RmaCheckArgs),
+    /// Take byte ranges on every rank and verify mutual exclusion, the bypass bound and
+    /// wake-up accounting with a checker that does not trust the lock.
+    Lock(check_lock::LockCheckArgs),
 }
 
 /// Options of `brlock check rma`.
@@ -86,9 +94,13 @@ pub struct RmaCheckArgs {
 pub fn run(rt: &Runtime, command: &Command) -> Result<ExitCode> {
     match command {
         Command::Info(args) => info::run(rt, args),
+        Command::Demo(args) => demo::run(rt, args),
         Command::Check(CheckArgs {
             command: CheckCommand::Rma(args),
         }) => check_rma::run(rt, args),
+        Command::Check(CheckArgs {
+            command: CheckCommand::Lock(args),
+        }) => check_lock::run(rt, args),
     }
 }
 
@@ -150,10 +162,12 @@ pub fn requested_osc() -> Option<String> {
     std::env::var("OMPI_MCA_osc").ok().filter(|s| !s.is_empty())
 }
 
-/// The first line of the MPI library's description (MPICH's runs over many lines), with runs
-/// of whitespace made single spaces.
+/// The MPI library's name and version: the first line of its description (MPICH's runs over
+/// many lines) up to the first comma, with runs of whitespace made single spaces.
 pub fn library_summary(rt: &Runtime) -> String {
     let version = rt.library_version();
     let first = version.lines().next().unwrap_or_default();
-    first.split_whitespace().collect::<Vec<_>>().join(" ")
+    // Open MPI's first line goes on with ", package: ..., ident: ...": keep the name.
+    let name = first.split(',').next().unwrap_or_default();
+    name.split_whitespace().collect::<Vec<_>>().join(" ")
 }

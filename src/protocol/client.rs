@@ -371,6 +371,10 @@ impl<T: Transport> RangeLock for LockClient<T> {
     fn held(&self) -> Option<(ByteRange, LockMode)> {
         self.held
     }
+
+    fn arrival_ticket(&self) -> Option<u64> {
+        self.last_ticket
+    }
 }
 
 impl<T: Transport> Drop for LockClient<T> {

@@ -1,1 +1,203 @@
-//! The MPI one-sided transport (in progress).
+//! The MPI one-sided transport: the lock table in a window on the home rank, wake-ups as
+//! zero-byte messages on a private communicator.
+//!
+//! * Window: `table_words(P)` u64 words on the home rank (0 elsewhere): the ticket counter
+//!   then one [`SLOT_WORDS`]-word slot per rank (see [`crate::protocol`]).
+//! * An exchange is one passive-target **exclusive** epoch on the home rank: `MPI_Put` of
+//!   this rank's slot, `MPI_Fetch_and_op(SUM, 1)` on the ticket counter when a ticket is
+//!   taken, and two `MPI_Get`s for the slots before and after this rank's own (a put and a
+//!   get of overlapping locations in one epoch would be erroneous).
+//! * Wake-ups: zero-byte messages with tag [`WAKE_TAG`] on a duplicate of the user's
+//!   communicator, so they can never match the application's receives.
+//!
+//! Progress: with Open MPI's `osc sm` the home rank need not enter MPI for others' epochs to
+//! complete; with `osc pt2pt` (and `ucx`) it must. See `docs/protocol.md`, "Progress".
+
+use std::time::{Duration, Instant};
+
+use mpi::point_to_point::{Destination, Source};
+use mpi::topology::{Communicator, Rank};
+use mpi::traits::CommunicatorCollectives;
+
+use super::{Drained, Transport};
+use crate::error::{Error, Result};
+use crate::protocol::{slot_offset, table_words, LockClient, NO_TICKET, SLOT_WORDS, TICKET_WORD};
+use crate::sys::{LockKind, Op, OwnedComm, Window};
+
+/// Tag of wake-up messages on the service's private communicator.
+pub const WAKE_TAG: i32 = 0x6272;
+
+/// How long shutdown keeps probing for unaccounted wake-ups after the drain.
+const LEFTOVER_PROBE: Duration = Duration::from_millis(2);
+
+/// The lock service over MPI: [`LockClient`] on [`RmaTransport`].
+pub type RmaLock = LockClient<RmaTransport>;
+
+impl LockClient<RmaTransport> {
+    /// Create a lock service over `comm` with the table on rank `home`. Collective over
+    /// `comm`: every rank calls it with the same `home`. Independent services (one per file,
+    /// say) can coexist; each has its own window and communicator.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `home` is not a rank of `comm`; MPI errors.
+    pub fn open(comm: &impl Communicator, home: Rank) -> Result<RmaLock> {
+        RmaTransport::new(comm, home).map(LockClient::new)
+    }
+}
+
+/// One rank's side of the MPI table window and wake-up channel.
+#[derive(Debug)]
+pub struct RmaTransport {
+    // Field order is drop order: the window is freed before its communicator.
+    window: Window,
+    comm: OwnedComm,
+    home: Rank,
+    rank: usize,
+    size: usize,
+}
+
+impl RmaTransport {
+    /// Collective over `comm`; see [`LockClient::open`].
+    ///
+    /// # Errors
+    /// As for [`LockClient::open`].
+    pub fn new(comm: &impl Communicator, home: Rank) -> Result<Self> {
+        let size = comm.size();
+        if !(0..size).contains(&home) {
+            return Err(Error::InvalidArgument(format!(
+                "home rank {home} is not a rank of the communicator (0..{size})"
+            )));
+        }
+        let comm = OwnedComm::duplicate(comm)?;
+        let rank = comm.rank();
+        let size = size as usize;
+        let words = if rank == home { table_words(size) } else { 0 };
+        let window = Window::allocate(comm.comm(), words)?;
+        tracing::debug!(home, ranks = size, table_words = words, "lock service created");
+        Ok(RmaTransport {
+            window,
+            comm,
+            home,
+            rank: rank as usize,
+            size,
+        })
+    }
+
+    /// The rank that holds the table.
+    pub fn home(&self) -> Rank {
+        self.home
+    }
+}
+
+impl Transport for RmaTransport {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+
+    fn size(&self) -> usize {
+        self.size
+    }
+
+    fn exchange(
+        &mut self,
+        mine: &[u64; SLOT_WORDS],
+        take_ticket: bool,
+        table: &mut [u64],
+    ) -> Result<u64> {
+        let me = self.rank;
+        let (before, rest) = table.split_at_mut(me * SLOT_WORDS);
+        let after = &mut rest[SLOT_WORDS..];
+        let one = 1u64;
+        let mut ticket = NO_TICKET;
+        self.window.with_lock(self.home, LockKind::Exclusive, |e| {
+            e.put(mine, slot_offset(me))?;
+            if take_ticket {
+                e.fetch_and_op(&one, &mut ticket, TICKET_WORD, Op::Sum)?;
+            }
+            if !before.is_empty() {
+                e.get(before, slot_offset(0))?;
+            }
+            if !after.is_empty() {
+                e.get(after, slot_offset(me + 1))?;
+            }
+            Ok(())
+        })?;
+        Ok(ticket)
+    }
+
+    fn send_wakeup(&mut self, to: usize) -> Result<()> {
+        // A zero-byte standard send is delivered eagerly by every MPI we know of: it does not
+        // wait for the receive to be posted.
+        let empty: [u8; 0] = [];
+        self.comm
+            .comm()
+            .process_at_rank(to as Rank)
+            .send_with_tag(&empty[..], WAKE_TAG);
+        Ok(())
+    }
+
+    fn wait_wakeup(&mut self, deadline: Option<Instant>) -> Result<bool> {
+        let comm = self.comm.comm();
+        match deadline {
+            None => {
+                receive_one(comm);
+                Ok(true)
+            }
+            Some(deadline) => loop {
+                if comm.any_process().immediate_probe_with_tag(WAKE_TAG).is_some() {
+                    receive_one(comm);
+                    return Ok(true);
+                }
+                if Instant::now() >= deadline {
+                    return Ok(false);
+                }
+                std::thread::yield_now();
+            },
+        }
+    }
+
+    fn shutdown(&mut self, sent: &[u64], received: u64, drain: bool) -> Result<Drained> {
+        let comm = self.comm.comm();
+        if sent.len() != self.size {
+            return Err(Error::InvalidArgument(format!(
+                "wake-up accounting has {} entries for {} ranks",
+                sent.len(),
+                self.size
+            )));
+        }
+        // Exact accounting: after the all-to-all every rank knows how many wake-ups were sent
+        // to it in total. No rank sends after entering shutdown, so the rest are all in flight
+        // or queued, and a blocking receive of exactly that many consumes them.
+        let mut sent_to_me = vec![0u64; self.size];
+        comm.all_to_all_into(sent, &mut sent_to_me[..]);
+        let owed = sent_to_me.iter().sum::<u64>().saturating_sub(received);
+        let mut drained = 0;
+        if drain {
+            for _ in 0..owed {
+                receive_one(comm);
+            }
+            drained = owed;
+        }
+        comm.barrier();
+        // Anything still arriving now was not accounted for: count (and consume) it.
+        let mut leftover = 0;
+        let mut quiet_since = Instant::now();
+        while quiet_since.elapsed() < LEFTOVER_PROBE {
+            if comm.any_process().immediate_probe_with_tag(WAKE_TAG).is_some() {
+                receive_one(comm);
+                leftover += 1;
+                quiet_since = Instant::now();
+            }
+        }
+        if leftover > 0 {
+            tracing::error!(leftover, "unaccounted wake-up messages at shutdown");
+        }
+        Ok(Drained { drained, leftover })
+    }
+}
+
+fn receive_one<C: Communicator>(comm: &C) {
+    let mut empty: [u8; 0] = [];
+    comm.any_process()
+        .receive_into_with_tag(&mut empty[..], WAKE_TAG);
+}
