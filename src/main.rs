@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(err) => return usage_error(&err),
     };
+    let oversubscribed = yield_when_oversubscribed();
     let singleton = runtime::detect_launcher().is_none();
     if singleton {
         if let Some(problem) = runtime::singleton_problem() {
@@ -34,6 +35,12 @@ fn main() -> ExitCode {
         }
     };
     runtime::init_logging(rt.rank());
+    if let Some(local) = oversubscribed {
+        tracing::info!(
+            local_ranks = local,
+            "more ranks than cores on this node: set Open MPI's mpi_yield_when_idle"
+        );
+    }
     // With several ranks, an error may leave the others waiting for this one in a collective
     // operation: `or_abort` ends the whole job rather than leave them hanging.
     match cli::or_abort(&rt, cli::run(&rt, &args.command)) {
@@ -46,6 +53,25 @@ fn main() -> ExitCode {
 }
 
 /// How long MPI may take to initialise a singleton (it normally takes well under a second).
+/// With more ranks on a node than cores, ranks that busy-poll inside MPI starve the ones that
+/// must make progress (the home rank's one-sided epochs under `osc pt2pt`): 8 ranks on 2 cores
+/// took over 100 times longer. Unless the user chose, ask Open MPI to yield when idle; it reads
+/// `OMPI_MCA_*` from the environment in `MPI_Init`. Returns the local rank count when set.
+/// Runs before MPI and before any thread is started.
+fn yield_when_oversubscribed() -> Option<usize> {
+    const VAR: &str = "OMPI_MCA_mpi_yield_when_idle";
+    let local: usize = std::env::var("OMPI_COMM_WORLD_LOCAL_SIZE")
+        .ok()?
+        .parse()
+        .ok()?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if local <= cores || std::env::var_os(VAR).is_some() {
+        return None;
+    }
+    std::env::set_var(VAR, "1");
+    Some(local)
+}
+
 const SINGLETON_INIT_LIMIT: Duration = Duration::from_secs(30);
 
 /// Ends the process with a one-line explanation if it is not dropped within a time limit:
