@@ -188,3 +188,31 @@ fn bad_home_rank_is_one_line_error() {
         out.describe()
     );
 }
+
+/// `examples/lock_ranges.rs` (built by `cargo test`) runs two independent lock services side
+/// by side, holding a range on both at once.
+#[test]
+fn two_services_coexist_in_the_example() {
+    let example = std::path::Path::new(env!("CARGO_BIN_EXE_brlock"))
+        .parent()
+        .expect("the binary has a directory")
+        .join("examples/lock_ranges");
+    assert!(
+        example.exists(),
+        "{} not built (cargo test builds examples)",
+        example.display()
+    );
+    let out = MpiRun::new(4)
+        .program(&example)
+        .timeout(Duration::from_secs(60))
+        .run();
+    assert!(out.success(), "{}", out.failure_message());
+    for r in 0..4 {
+        let lines = out.rank_lines(r).join("\n");
+        assert!(
+            lines.contains(&format!("rank {r}: locked")) && lines.contains("leftover wake-ups: 0"),
+            "rank {r}: {}",
+            out.describe()
+        );
+    }
+}
