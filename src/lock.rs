@@ -168,10 +168,7 @@ impl<L: RangeLock> std::fmt::Debug for RangeGuard<'_, L> {
 }
 
 /// Error unless nothing is held; shared by implementations to reject a second acquisition.
-pub(crate) fn ensure_free(
-    held: Option<(ByteRange, LockMode)>,
-    requested: ByteRange,
-) -> Result<()> {
+pub(crate) fn ensure_free(held: Option<(ByteRange, LockMode)>, requested: ByteRange) -> Result<()> {
     match held {
         Some((held, held_mode)) => Err(Error::AlreadyHeld {
             held,

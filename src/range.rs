@@ -192,7 +192,10 @@ mod tests {
         assert!(!a.overlaps(&c) && !c.overlaps(&a));
         assert!(conflicts((a, LockMode::Exclusive), (b, LockMode::Shared)));
         assert!(!conflicts((a, LockMode::Shared), (b, LockMode::Shared)));
-        assert!(!conflicts((a, LockMode::Exclusive), (c, LockMode::Exclusive)));
+        assert!(!conflicts(
+            (a, LockMode::Exclusive),
+            (c, LockMode::Exclusive)
+        ));
         assert_eq!(a.cover(&c), ByteRange::new(0, 20).unwrap());
     }
 }

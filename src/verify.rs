@@ -83,7 +83,7 @@ struct ObserverState {
 
 /// An in-process checker for simulated ranks: it is told about arrivals, grants and releases,
 /// keeps its own record of who holds what, and counts grants that conflict with a holder.
-/// Built on [`crate::sync`], so the model checkers see its synchronisation too.
+/// Built on `crate::sync` (src/sync.rs), so the model checkers see its synchronisation too.
 #[derive(Debug, Clone)]
 pub struct Observer {
     state: Arc<Mutex<ObserverState>>,
@@ -166,9 +166,15 @@ mod tests {
     #[test]
     fn bypass_counts_only_later_conflicting_arrivals() {
         // In ticket order: no bypass.
-        assert_eq!(max_bypass(&[g(0, 0, 0, 0), g(1, 1, 0, 1), g(2, 2, 0, 2)]), 0);
+        assert_eq!(
+            max_bypass(&[g(0, 0, 0, 0), g(1, 1, 0, 1), g(2, 2, 0, 2)]),
+            0
+        );
         // Ticket 0 arrived first but was granted after tickets 1 and 2.
-        assert_eq!(max_bypass(&[g(1, 1, 0, 0), g(2, 2, 0, 1), g(0, 0, 0, 2)]), 2);
+        assert_eq!(
+            max_bypass(&[g(1, 1, 0, 0), g(2, 2, 0, 1), g(0, 0, 0, 2)]),
+            2
+        );
         // A later arrival granted before an earlier one that does not conflict: no bypass.
         let mut disjoint = g(1, 1, 0, 0);
         disjoint.start = 10;

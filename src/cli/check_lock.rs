@@ -173,7 +173,11 @@ pub fn run(rt: &Runtime, args: &LockCheckArgs) -> Result<ExitCode> {
     let ranks = world.size();
     let checker = OwnedComm::duplicate(world)?;
     let cells = Workload::cells_for(ranks as usize) as usize;
-    let words = if checker.rank() == 0 { FIRST_CELL + cells } else { 0 };
+    let words = if checker.rank() == 0 {
+        FIRST_CELL + cells
+    } else {
+        0
+    };
     let stamps = Window::allocate(checker.comm(), words)?;
 
     let mut records = Vec::with_capacity(args.iters as usize * RECORD_WORDS);

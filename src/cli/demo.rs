@@ -100,7 +100,14 @@ pub fn run(rt: &Runtime, args: &DemoArgs) -> Result<ExitCode> {
     world.barrier();
     let started = Instant::now();
     if args.no_lock {
-        update(rt, args, &file, &path, &mut NoLock::default(), &mut expected)?;
+        update(
+            rt,
+            args,
+            &file,
+            &path,
+            &mut NoLock::default(),
+            &mut expected,
+        )?;
     } else {
         let mut lock = RmaLock::open(world, 0)?;
         update(rt, args, &file, &path, &mut lock, &mut expected)?;
@@ -111,7 +118,11 @@ pub fn run(rt: &Runtime, args: &DemoArgs) -> Result<ExitCode> {
 
     // The integrity check.
     let mut total_expected = vec![0u64; COUNTERS as usize];
-    world.all_reduce_into(&expected[..], &mut total_expected[..], SystemOperation::sum());
+    world.all_reduce_into(
+        &expected[..],
+        &mut total_expected[..],
+        SystemOperation::sum(),
+    );
     let mut ok = 1u8;
     if rank == 0 {
         let found = read_counters(&file, &path, 0, COUNTERS)?;
@@ -188,10 +199,8 @@ fn prepare(dir: Option<&Path>) -> Result<(PathBuf, bool)> {
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.subsec_nanos());
-            let d = std::env::temp_dir().join(format!(
-                "brlock-demo-{}-{nanos}",
-                std::process::id()
-            ));
+            let d =
+                std::env::temp_dir().join(format!("brlock-demo-{}-{nanos}", std::process::id()));
             std::fs::create_dir(&d).map_err(|source| io_err("create directory", &d, source))?;
             (d, true)
         }

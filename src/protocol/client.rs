@@ -321,7 +321,8 @@ impl<T: Transport> LockClient<T> {
     fn release(&mut self) -> Result<()> {
         self.usable()?;
         let (range, mode) = self.held.ok_or(Error::NotHeld)?;
-        let span = tracing::debug_span!("release", rank = self.rank, %range, %mode, wakeups = Empty);
+        let span =
+            tracing::debug_span!("release", rank = self.rank, %range, %mode, wakeups = Empty);
         let _entered = span.enter();
         // Forget the range first: if the epoch fails, retrying the release is not meaningful.
         self.held = None;

@@ -6,7 +6,7 @@
 //!   passive-target exclusive epochs; wake-ups are zero-byte messages on a private
 //!   communicator.
 //! * [`sim::SimTransport`]: the table behind a mutex and wake-ups as counters behind
-//!   condition variables, in one process; built on [`crate::sync`] so that loom and shuttle
+//!   condition variables, in one process; built on `crate::sync` (src/sync.rs) so that loom and shuttle
 //!   can drive it.
 
 pub mod rma;

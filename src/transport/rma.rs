@@ -73,7 +73,12 @@ impl RmaTransport {
         let size = size as usize;
         let words = if rank == home { table_words(size) } else { 0 };
         let window = Window::allocate(comm.comm(), words)?;
-        tracing::debug!(home, ranks = size, table_words = words, "lock service created");
+        tracing::debug!(
+            home,
+            ranks = size,
+            table_words = words,
+            "lock service created"
+        );
         Ok(RmaTransport {
             window,
             comm,
@@ -144,7 +149,11 @@ impl Transport for RmaTransport {
                 Ok(true)
             }
             Some(deadline) => loop {
-                if comm.any_process().immediate_probe_with_tag(WAKE_TAG).is_some() {
+                if comm
+                    .any_process()
+                    .immediate_probe_with_tag(WAKE_TAG)
+                    .is_some()
+                {
                     receive_one(comm);
                     return Ok(true);
                 }
@@ -183,7 +192,11 @@ impl Transport for RmaTransport {
         let mut leftover = 0;
         let mut quiet_since = Instant::now();
         while quiet_since.elapsed() < LEFTOVER_PROBE {
-            if comm.any_process().immediate_probe_with_tag(WAKE_TAG).is_some() {
+            if comm
+                .any_process()
+                .immediate_probe_with_tag(WAKE_TAG)
+                .is_some()
+            {
                 receive_one(comm);
                 leftover += 1;
                 quiet_since = Instant::now();

@@ -3,7 +3,7 @@
 //! Simulated ranks are threads. The table is a `Vec<u64>` behind one mutex (an exclusive
 //! epoch is one critical section), and each rank's mailbox is a counter of pending
 //! (content-free) wake-ups behind a mutex and a condition variable. Everything is built from
-//! [`crate::sync`], so the same code runs on real threads, under loom and under shuttle.
+//! `crate::sync` (src/sync.rs), so the same code runs on real threads, under loom and under shuttle.
 
 use std::time::Instant;
 
@@ -149,7 +149,10 @@ impl Transport for SimTransport {
         td.entered += 1;
         world.teardown_cv.notify_all();
         while td.entered < world.size {
-            td = world.teardown_cv.wait(td).unwrap_or_else(|p| p.into_inner());
+            td = world
+                .teardown_cv
+                .wait(td)
+                .unwrap_or_else(|p| p.into_inner());
         }
         let owed = td.sent_to[self.rank].saturating_sub(received);
         drop(td);
@@ -165,7 +168,10 @@ impl Transport for SimTransport {
         td.drained += 1;
         world.teardown_cv.notify_all();
         while td.drained < world.size {
-            td = world.teardown_cv.wait(td).unwrap_or_else(|p| p.into_inner());
+            td = world
+                .teardown_cv
+                .wait(td)
+                .unwrap_or_else(|p| p.into_inner());
         }
         drop(td);
         let leftover = *sync::lock(&world.mailboxes[self.rank].pending);
@@ -232,7 +238,10 @@ mod tests {
             }
         });
         assert!(!results[1].0, "try_lock must fail while rank 0 holds");
-        assert!(!results[1].1, "lock_timeout must time out while rank 0 holds");
+        assert!(
+            !results[1].1,
+            "lock_timeout must time out while rank 0 holds"
+        );
         for (_, _, drained) in &results {
             assert_eq!(drained.leftover, 0);
         }
