@@ -37,6 +37,17 @@ pub enum Error {
     /// The lock service was used after a failure left it unusable.
     #[error("the lock service is unusable after an earlier failure: {0}")]
     Poisoned(String),
+    /// The kernel refused to wait for a POSIX record lock because waiting would deadlock
+    /// (`EDEADLK`): a process that holds part of the range is itself waiting, directly or
+    /// through others, for a range this process holds. Nothing was taken; release what this
+    /// process holds before retrying.
+    #[error("locking {range} of {path} would deadlock (EDEADLK): a process holding part of it waits for a range this process holds")]
+    Deadlock {
+        /// The range that was requested.
+        range: ByteRange,
+        /// The locked file.
+        path: String,
+    },
     /// A file-system operation failed.
     #[error("{op} {path}: {source}")]
     Io {

@@ -13,12 +13,15 @@
 //!   ([`transport::rma`]) and an in-process simulation ([`transport::sim`]) used by the model
 //!   checks.
 //! * [`lock`]: the one trait every byte-range lock implements, and its RAII guard.
+//! * [`fcntl`]: the same trait over the kernel's `fcntl` record locks (POSIX and Linux
+//!   open-file-description locks), the baseline the one-sided service is compared with.
 //! * [`sys`]: the only module with `unsafe` code: a small safe layer over `mpi::ffi`.
 //! * [`runtime`]: MPI initialisation and rank-prefixed `tracing` output.
 //!
 //! See `docs/protocol.md` for the protocol and its correctness argument.
 
 pub mod error;
+pub mod fcntl;
 pub mod lock;
 pub mod protocol;
 pub mod range;

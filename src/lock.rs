@@ -18,8 +18,9 @@ use crate::range::{ByteRange, LockMode};
 /// A byte-range lock, as seen by one rank.
 ///
 /// Implementations: the MPI one-sided lock service ([`crate::protocol::LockClient`] over
-/// [`crate::transport::rma::RmaTransport`]) and the same protocol over the in-process
-/// simulation ([`crate::transport::sim`]).
+/// [`crate::transport::rma::RmaTransport`]), the same protocol over the in-process
+/// simulation ([`crate::transport::sim`]), and the kernel's `fcntl` locks
+/// ([`crate::fcntl::FcntlLock`]).
 pub trait RangeLock {
     /// Block until `range` is held in `mode`.
     ///

@@ -99,7 +99,18 @@ fn no_lock_same_range_is_caught() {
         let (out, json) = check_lock(
             4,
             osc,
-            &["--backend", "none", "--pattern", "same", "--iters", "300"],
+            // Each holder keeps its range for 200 us: even ranks time-sliced on few cores
+            // overlap, so the unlocked run must collide.
+            &[
+                "--backend",
+                "none",
+                "--pattern",
+                "same",
+                "--iters",
+                "300",
+                "--hold-us",
+                "200",
+            ],
         );
         assert!(out.success(), "{}", out.failure_message());
         assert!(
@@ -129,6 +140,8 @@ fn give_up_paths_strand_no_one() {
                 "50",
                 "--timeout-us",
                 "50",
+                "--hold-us",
+                "200",
             ],
         );
         assert!(out.success(), "{}", out.failure_message());
@@ -212,6 +225,78 @@ fn two_services_coexist_in_the_example() {
         assert!(
             lines.contains(&format!("rank {r}: locked")) && lines.contains("leftover wake-ups: 0"),
             "rank {r}: {}",
+            out.describe()
+        );
+    }
+}
+
+/// The kernel's fcntl locks through the same checker, at 4 ranks on one lock file: POSIX
+/// record locks (`--backend fcntl`) and open-file-description locks (`--backend ofd`), full
+/// and partial overlaps, mixed modes, and a run that also takes the try-lock and polling
+/// timeout paths. Mutual exclusion must hold; the bypass bound is not asked of fcntl.
+#[test]
+fn fcntl_and_ofd_4_ranks_mixed_modes_no_violations() {
+    for backend in ["fcntl", "ofd"] {
+        for (pattern, extra) in [
+            ("same", &[][..]),
+            ("random", &[][..]),
+            ("same", &["--try-percent", "50", "--timeout-us", "50"][..]),
+        ] {
+            let mut args = vec![
+                "--backend",
+                backend,
+                "--pattern",
+                pattern,
+                "--mode",
+                "mixed",
+                "--iters",
+                "100",
+            ];
+            args.extend_from_slice(extra);
+            let (out, json) = check_lock(4, "sm", &args);
+            let what = format!("backend {backend}, {pattern}/mixed {extra:?}");
+            assert!(out.success(), "{what}: {}", out.failure_message());
+            assert_eq!(u(&json, "violations"), 0, "{what}: {json}");
+            assert_eq!(u(&json, "acquisitions"), 400, "{what}: {json}");
+            assert_eq!(json["backend"], backend, "{what}: {json}");
+            assert!(json["lock_file"].is_string(), "{what}: {json}");
+            assert_eq!(json["ok"], Value::Bool(true), "{what}: {json}");
+        }
+    }
+}
+
+/// A `--file` in a directory that does not exist: one `brlock: error:` line naming the path,
+/// a failing exit, and no hang (rank 0 fails to open it, the others must not wait for it).
+#[test]
+fn fcntl_lock_file_in_missing_directory_is_one_line_error() {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let missing = std::env::temp_dir()
+        .join(format!(
+            "brlock-missing-{}-{nanos}/no-such-dir",
+            std::process::id()
+        ))
+        .join("lock");
+    let missing = missing.to_str().expect("a UTF-8 temporary path");
+    for backend in ["fcntl", "ofd"] {
+        let out = MpiRun::new(4)
+            .args(["check", "lock", "--backend", backend, "--file", missing])
+            .args(["--iters", "10"])
+            .timeout(Duration::from_secs(60))
+            .run();
+        assert!(!out.timed_out, "{}", out.describe());
+        assert!(!out.success(), "{}", out.describe());
+        let errors: Vec<&str> = out
+            .stderr_by_rank
+            .iter()
+            .flat_map(|s| s.lines())
+            .filter(|l| l.contains("brlock: error:"))
+            .collect();
+        assert_eq!(errors.len(), 1, "{}", out.describe());
+        assert!(
+            errors[0].contains(missing) && errors[0].contains("No such file or directory"),
+            "{}",
             out.describe()
         );
     }

@@ -8,7 +8,15 @@
 //! holder no exclusive stamp. It holds for `--hold-us`, then removes its stamps and checks
 //! again that nothing conflicting appeared. Any mismatch is a violation. `--backend none`
 //! takes no lock at all: the negative control, which must report violations.
+//!
+//! `--backend fcntl` and `--backend ofd` check the kernel's record locks (POSIX and Linux
+//! open-file-description locks, [`brlock::fcntl`]) on one lock file through the same checker.
+//! They must show no violation either; the bypass bound is reported but not required of them,
+//! since fcntl locks are not granted in arrival order.
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -17,7 +25,8 @@ use mpi::collective::{CommunicatorCollectives, Root, SystemOperation};
 use mpi::topology::Communicator;
 use serde::Serialize;
 
-use super::{emit, emit_json, library_summary, requested_osc};
+use super::{emit, emit_json, library_summary, report_error, requested_osc};
+use brlock::fcntl::{FcntlKind, FcntlLock};
 use brlock::lock::NoLock;
 use brlock::protocol::Stats;
 use brlock::runtime::Runtime;
@@ -26,7 +35,7 @@ use brlock::transport::rma::RmaLock;
 use brlock::transport::Drained;
 use brlock::verify::{max_bypass, Grant};
 use brlock::workload::{ModeMix, Pattern, Workload};
-use brlock::{LockMode, RangeLock, Result};
+use brlock::{Error, LockMode, RangeLock, Result};
 
 /// Which lock `check lock` exercises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -34,8 +43,23 @@ use brlock::{LockMode, RangeLock, Result};
 pub enum CheckBackend {
     /// The MPI one-sided lock service.
     Rma,
+    /// POSIX fcntl record locks (F_SETLKW) on the lock file (--file).
+    Fcntl,
+    /// Linux open-file-description locks (F_OFD_SETLKW) on the lock file (--file).
+    Ofd,
     /// No lock at all: the negative control.
     None,
+}
+
+impl CheckBackend {
+    /// The fcntl lock kind of the file-lock backends.
+    fn fcntl_kind(self) -> Option<FcntlKind> {
+        match self {
+            CheckBackend::Fcntl => Some(FcntlKind::Posix),
+            CheckBackend::Ofd => Some(FcntlKind::Ofd),
+            CheckBackend::Rma | CheckBackend::None => None,
+        }
+    }
 }
 
 /// Options of `brlock check lock`.
@@ -59,6 +83,12 @@ pub struct LockCheckArgs {
     /// Microseconds each holder keeps its range (spinning) between stamping and re-checking.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
     pub hold_us: u64,
+    /// Lock file of --backend fcntl and ofd (created if missing, left in place). Every rank
+    /// must open the same file: with ranks on several nodes it must be on a shared file
+    /// system whose locks reach every client. Default: a file in a new temporary directory
+    /// chosen by rank 0 and removed afterwards, which only works on a single node.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
     /// Rank that holds the lock table.
     #[arg(long, default_value_t = 0)]
     pub home: i32,
@@ -120,6 +150,7 @@ struct Report {
     ranks: i32,
     iters: u64,
     home: i32,
+    lock_file: Option<String>,
     acquisitions: u64,
     violations: u64,
     max_bypass: u64,
@@ -171,6 +202,26 @@ impl Totals {
 pub fn run(rt: &Runtime, args: &LockCheckArgs) -> Result<ExitCode> {
     let world = rt.world();
     let ranks = world.size();
+    // The lock file is opened first, before any window exists, so that a bad path ends the
+    // run on every rank with one error line and no collective left waiting.
+    let mut lock_file = match (args.backend.fcntl_kind(), &args.file) {
+        (Some(kind), _) => match LockFile::open(rt, args.file.as_deref(), kind)? {
+            Some(file) => Some(file),
+            None => return Ok(ExitCode::FAILURE),
+        },
+        (None, Some(_)) => {
+            if rt.rank() == 0 {
+                report_error(
+                    rt,
+                    &Error::InvalidArgument(
+                        "--file applies only to --backend fcntl and --backend ofd".into(),
+                    ),
+                );
+            }
+            return Ok(ExitCode::from(2));
+        }
+        (None, None) => None,
+    };
     let checker = OwnedComm::duplicate(world)?;
     let cells = Workload::cells_for(ranks as usize) as usize;
     let words = if checker.rank() == 0 {
@@ -183,15 +234,23 @@ pub fn run(rt: &Runtime, args: &LockCheckArgs) -> Result<ExitCode> {
     let mut records = Vec::with_capacity(args.iters as usize * RECORD_WORDS);
     checker.comm().barrier();
     let started = Instant::now();
-    let totals = match args.backend {
-        CheckBackend::Rma => {
+    let totals = match (args.backend, lock_file.as_mut()) {
+        (CheckBackend::Fcntl | CheckBackend::Ofd, Some(file)) => {
+            let mut totals = drive(rt, args, &mut file.lock, &stamps, &mut records)?;
+            totals.stats.acquisitions = args.iters;
+            totals
+        }
+        (CheckBackend::Fcntl | CheckBackend::Ofd, None) => {
+            unreachable!("the lock file of the fcntl backends is opened above")
+        }
+        (CheckBackend::Rma, _) => {
             let mut lock = RmaLock::open(world, args.home)?;
             let mut totals = drive(rt, args, &mut lock, &stamps, &mut records)?;
             totals.stats = lock.stats();
             totals.drained = lock.shutdown()?;
             totals
         }
-        CheckBackend::None => {
+        (CheckBackend::None, _) => {
             let mut lock = NoLock::default();
             let mut totals = drive(rt, args, &mut lock, &stamps, &mut records)?;
             totals.stats.acquisitions = args.iters;
@@ -200,6 +259,9 @@ pub fn run(rt: &Runtime, args: &LockCheckArgs) -> Result<ExitCode> {
     };
     checker.comm().barrier();
     let seconds = started.elapsed().as_secs_f64();
+    // Every rank has released its last range: close the lock files (and remove rank 0's
+    // temporary directory).
+    let lock_path = lock_file.take().map(|f| f.path.display().to_string());
 
     let mut sums = [0u64; 9];
     checker
@@ -209,7 +271,7 @@ pub fn run(rt: &Runtime, args: &LockCheckArgs) -> Result<ExitCode> {
     let report = if checker.rank() == 0 {
         let mut all = vec![0u64; records.len() * ranks as usize];
         root.gather_into_root(&records[..], &mut all[..]);
-        Some(summarise(rt, args, &all, sums, seconds))
+        Some(summarise(rt, args, &all, sums, seconds, lock_path))
     } else {
         root.gather_into(&records[..]);
         None
@@ -224,6 +286,9 @@ pub fn run(rt: &Runtime, args: &LockCheckArgs) -> Result<ExitCode> {
     if args.json {
         emit_json(&report)?;
     } else {
+        if let Some(path) = &report.lock_file {
+            emit(&format!("check lock: lock file {path}"))?;
+        }
         emit(&format!(
             "check lock: backend {:?}, pattern {:?}, mode {:?}, {} ranks: {} acquisitions, \
              {} violations, max bypass {}, {} leftover messages ({} stale wake-ups drained), \
@@ -248,8 +313,8 @@ pub fn run(rt: &Runtime, args: &LockCheckArgs) -> Result<ExitCode> {
 }
 
 fn exit_code(args: &LockCheckArgs, ok: bool) -> ExitCode {
-    // The negative control is expected to see violations; only the real lock fails the run.
-    if args.backend == CheckBackend::Rma && !ok {
+    // The negative control is expected to see violations; only the real locks fail the run.
+    if args.backend != CheckBackend::None && !ok {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
@@ -262,6 +327,7 @@ fn summarise(
     all: &[u64],
     sums: [u64; 9],
     seconds: f64,
+    lock_file: Option<String>,
 ) -> Report {
     let mut grants = Vec::with_capacity(all.len() / RECORD_WORDS);
     let mut latencies = Vec::with_capacity(all.len() / RECORD_WORDS);
@@ -282,7 +348,8 @@ fn summarise(
     let bypass = max_bypass(&grants);
     let ok = match args.backend {
         CheckBackend::Rma => violations == 0 && leftover == 0 && bypass == 0,
-        CheckBackend::None => violations == 0,
+        // The kernel grants in no particular order: exclusion only.
+        CheckBackend::Fcntl | CheckBackend::Ofd | CheckBackend::None => violations == 0,
     };
     Report {
         check: "lock",
@@ -292,6 +359,7 @@ fn summarise(
         ranks: rt.size(),
         iters: args.iters,
         home: args.home,
+        lock_file,
         acquisitions,
         violations,
         max_bypass: bypass,
@@ -430,5 +498,143 @@ fn spin(d: Duration) {
     let until = Instant::now() + d;
     while Instant::now() < until {
         std::hint::spin_loop();
+    }
+}
+
+/// Longest lock-file path rank 0 can hand to the others.
+const PATH_MAX: usize = 4096;
+
+/// The fcntl lock of one rank on the shared lock file.
+struct LockFile {
+    lock: FcntlLock,
+    path: PathBuf,
+    /// On rank 0, the temporary directory it created (removed on drop).
+    _temp: Option<TempDir>,
+}
+
+impl LockFile {
+    /// Collective: rank 0 picks the path (`file`, or a file in a new temporary directory) and
+    /// opens it first, so that a missing directory or a permission problem is reported once;
+    /// then the others open it. Returns `None` on every rank if any rank failed; each rank
+    /// that failed has printed its one error line.
+    fn open(rt: &Runtime, file: Option<&Path>, kind: FcntlKind) -> Result<Option<LockFile>> {
+        let world = rt.world();
+        let root = world.process_at_rank(0);
+        let mut ok = 1u8;
+        let mut path_buf = [0u8; PATH_MAX];
+        let mut opened = None;
+        if rt.rank() == 0 {
+            match open_on_root(file, kind) {
+                Ok((lock, path, temp)) => {
+                    let bytes = path.as_os_str().as_bytes();
+                    if bytes.len() < PATH_MAX && !bytes.contains(&0) {
+                        path_buf[..bytes.len()].copy_from_slice(bytes);
+                        opened = Some(LockFile {
+                            lock,
+                            path,
+                            _temp: temp,
+                        });
+                    } else {
+                        ok = 0;
+                        report_error(
+                            rt,
+                            &Error::InvalidArgument(format!(
+                                "lock file path longer than {} bytes: {}",
+                                PATH_MAX - 1,
+                                path.display()
+                            )),
+                        );
+                    }
+                }
+                Err(e) => {
+                    ok = 0;
+                    report_error(rt, &e);
+                }
+            }
+        }
+        root.broadcast_into(&mut ok);
+        if ok == 0 {
+            return Ok(None);
+        }
+        root.broadcast_into(&mut path_buf[..]);
+        if rt.rank() != 0 {
+            let len = path_buf.iter().position(|&b| b == 0).unwrap_or(PATH_MAX);
+            let path = PathBuf::from(OsStr::from_bytes(&path_buf[..len]));
+            match FcntlLock::open(&path, kind) {
+                Ok(lock) => {
+                    opened = Some(LockFile {
+                        lock,
+                        path,
+                        _temp: None,
+                    });
+                }
+                Err(e) => {
+                    ok = 0;
+                    let hint = if file.is_none() {
+                        " (the default lock file is in rank 0's temporary directory: with \
+                         ranks on several nodes, pass --file on a shared file system)"
+                    } else {
+                        ""
+                    };
+                    report_error(rt, &format!("{e}{hint}"));
+                }
+            }
+        }
+        let mut all_ok = 0u8;
+        world.all_reduce_into(&ok, &mut all_ok, SystemOperation::min());
+        Ok(if all_ok == 1 { opened } else { None })
+    }
+}
+
+/// Rank 0's part of [`LockFile::open`]: the path, the temporary directory if one was made,
+/// and the opened lock.
+fn open_on_root(
+    file: Option<&Path>,
+    kind: FcntlKind,
+) -> Result<(FcntlLock, PathBuf, Option<TempDir>)> {
+    let (path, temp) = match file {
+        // Absolute, so that a relative --file names the same file on ranks started in
+        // another working directory. Symbolic links are kept: mount points may differ.
+        Some(path) => (
+            std::path::absolute(path).map_err(|source| Error::Io {
+                op: "resolve",
+                path: path.display().to_string(),
+                source,
+            })?,
+            None,
+        ),
+        None => {
+            let dir = TempDir::create()?;
+            (dir.0.join("brlock.lock"), Some(dir))
+        }
+    };
+    let lock = FcntlLock::open(&path, kind)?;
+    Ok((lock, path, temp))
+}
+
+/// A directory created by rank 0 for the default lock file, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn create() -> Result<TempDir> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir =
+            std::env::temp_dir().join(format!("brlock-check-lock-{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&dir).map_err(|source| Error::Io {
+            op: "create directory",
+            path: dir.display().to_string(),
+            source,
+        })?;
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!(dir = %self.0.display(), error = %e, "could not remove the lock file's temporary directory");
+        }
     }
 }

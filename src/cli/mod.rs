@@ -106,12 +106,18 @@ pub fn run(rt: &Runtime, command: &Command) -> Result<ExitCode> {
 
 /// Prints `err` as the one line `brlock: error: ...` on stderr, naming the rank when there
 /// are several.
-pub fn report_error(rt: &Runtime, err: &Error) {
-    if rt.size() > 1 {
-        eprintln!("brlock: error: rank {}: {err}", rt.rank());
+///
+/// The line is formatted first and written with one `write`: stderr is unbuffered, and
+/// `eprintln!` writes each piece of its format separately, which Open MPI's `--tag-output`
+/// then shows as several tagged lines.
+pub fn report_error(rt: &Runtime, err: &dyn std::fmt::Display) {
+    let line = if rt.size() > 1 {
+        format!("brlock: error: rank {}: {err}\n", rt.rank())
     } else {
-        eprintln!("brlock: error: {err}");
-    }
+        format!("brlock: error: {err}\n")
+    };
+    // Nothing sensible is left to do if stderr itself fails.
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// For collective commands: with several ranks, an error reports itself and ends the whole
