@@ -64,12 +64,28 @@ fn yield_when_oversubscribed() -> Option<usize> {
         .ok()?
         .parse()
         .ok()?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The CPUs online, not `available_parallelism`: Open MPI pins each of a few ranks to one
+    // core, which would make every job look oversubscribed.
+    let cores = cli::sysinfo::cpus_online()
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if local <= cores || std::env::var_os(VAR).is_some() {
         return None;
     }
     std::env::set_var(VAR, "1");
     Some(local)
+}
+
+/// This process's rank as a launcher announces it in the environment (Open MPI, hydra, PMIx,
+/// Slurm), before MPI is initialised; `None` without a launcher.
+fn launched_rank() -> Option<u32> {
+    [
+        "OMPI_COMM_WORLD_RANK",
+        "PMI_RANK",
+        "PMIX_RANK",
+        "SLURM_PROCID",
+    ]
+    .iter()
+    .find_map(|v| std::env::var(v).ok()?.trim().parse().ok())
 }
 
 const SINGLETON_INIT_LIMIT: Duration = Duration::from_secs(30);
@@ -99,7 +115,8 @@ impl Watchdog {
 }
 
 /// Reports a command-line problem: help and version go to stdout with success, anything else
-/// is one line on stderr and exit code 2.
+/// is one line on stderr and exit code 2. Under a launcher every rank parses the same command
+/// line, so only rank 0 prints: one line per job, not one per rank.
 fn usage_error(err: &clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     match err.kind() {
@@ -114,10 +131,25 @@ fn usage_error(err: &clap::Error) -> ExitCode {
             }
         }
         _ => {
+            if launched_rank().is_some_and(|r| r != 0) {
+                return ExitCode::from(2);
+            }
             let rendered = err.render().to_string();
-            let first = rendered.lines().next().unwrap_or("invalid command line");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("brlock: error: {first} (see `brlock --help`)");
+            let mut lines = rendered.lines();
+            let first = lines.next().unwrap_or("invalid command line");
+            let mut message = first.strip_prefix("error: ").unwrap_or(first).to_string();
+            // "the following required arguments were not provided:" lists them on the
+            // indented lines that follow.
+            if message.ends_with(':') {
+                let listed: Vec<&str> = lines
+                    .take_while(|l| l.starts_with(' '))
+                    .map(str::trim)
+                    .collect();
+                message = format!("{message} {}", listed.join(", "));
+            }
+            // One write: stderr is unbuffered and `eprintln!` writes its pieces separately.
+            let line = format!("brlock: error: {message} (see `brlock --help`)\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
             ExitCode::from(2)
         }
     }

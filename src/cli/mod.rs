@@ -3,10 +3,13 @@
 //! Parsing happens before MPI is initialised, so `--help` and usage errors never start MPI.
 //! Each subcommand's run function lives in its own file.
 
+mod bench_lock;
 mod check_lock;
 mod check_rma;
 mod demo;
 mod info;
+mod lockrun;
+pub(crate) mod sysinfo;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -37,6 +40,9 @@ pub enum Command {
     /// Ranks update overlapping ranges of one file under byte-range locks, then check that
     /// no update was lost (collective; run with `mpirun -n 4`).
     Demo(demo::DemoArgs),
+    /// Measure performance (collective: every rank takes part) and print one summary (one
+    /// JSON object with --json) on rank 0.
+    Bench(BenchArgs),
 }
 
 /// Options of `brlock info`.
@@ -64,6 +70,22 @@ pub enum CheckCommand {
     /// Take byte ranges on every rank and verify mutual exclusion, the bypass bound and
     /// wake-up accounting with a checker that does not trust the lock.
     Lock(check_lock::LockCheckArgs),
+}
+
+/// Options of `brlock bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+/// The things `brlock bench` can measure.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Latency of lock+unlock and throughput, for the one-sided lock service or fcntl locks,
+    /// against the raw cost of the transport's epoch pair; exclusion is checked throughout.
+    Lock(bench_lock::LockBenchArgs),
 }
 
 /// Options of `brlock check rma`.
@@ -101,6 +123,9 @@ pub fn run(rt: &Runtime, command: &Command) -> Result<ExitCode> {
         Command::Check(CheckArgs {
             command: CheckCommand::Lock(args),
         }) => check_lock::run(rt, args),
+        Command::Bench(BenchArgs {
+            command: BenchCommand::Lock(args),
+        }) => bench_lock::run(rt, args),
     }
 }
 

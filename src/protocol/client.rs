@@ -177,19 +177,21 @@ impl<T: Transport> LockClient<T> {
     /// Wake every rank whose slot (in the last epoch's view) is WAITING for a range that
     /// conflicts with `me` and satisfies `also`. Returns how many were woken.
     fn wake(&mut self, me: &Request, also: impl Fn(&Slot) -> bool) -> Result<u64> {
-        let targets: Vec<usize> = self
-            .others()
-            .filter(|(_, s)| {
-                s.state == State::Waiting && s.conflicts_with(me.range, me.mode) && also(s)
-            })
-            .map(|(r, _)| r)
-            .collect();
-        for &r in &targets {
-            self.transport.send_wakeup(r)?;
-            self.sent[r] += 1;
+        let mut woken = 0;
+        for (r, words) in self.table.chunks_exact(SLOT_WORDS).enumerate() {
+            let s = Slot::decode(words);
+            if r != self.rank
+                && s.state == State::Waiting
+                && s.conflicts_with(me.range, me.mode)
+                && also(&s)
+            {
+                self.transport.send_wakeup(r)?;
+                self.sent[r] += 1;
+                woken += 1;
+            }
         }
-        self.stats.wakeups_sent += targets.len() as u64;
-        Ok(targets.len() as u64)
+        self.stats.wakeups_sent += woken;
+        Ok(woken)
     }
 
     /// Clear this rank's slot and wake every conflicting waiter: used both to release a held
@@ -217,7 +219,9 @@ impl<T: Transport> LockClient<T> {
             granted = Empty
         );
         let _entered = span.enter();
-        let started = Instant::now();
+        // Reading the clock costs as much as a shared-memory epoch on some machines: only when
+        // the span is recorded.
+        let started = (!span.is_disabled()).then(Instant::now);
         let mut ticket = NO_TICKET;
         let outcome = self.acquire_loop(range, mode, patience, &mut ticket);
         let retries = match &outcome {
@@ -226,7 +230,9 @@ impl<T: Transport> LockClient<T> {
         };
         span.record("ticket", ticket);
         span.record("retries", retries);
-        span.record("wait_us", started.elapsed().as_micros() as u64);
+        if let Some(started) = started {
+            span.record("wait_us", started.elapsed().as_micros() as u64);
+        }
         match outcome {
             Ok((true, retries)) => {
                 self.held = Some((range, mode));
