@@ -4,7 +4,8 @@
 #   fmt        cargo fmt --all -- --check
 #   clippy     cargo clippy --all-targets -- -D warnings
 #   test       cargo test (every test, against Open MPI)
-#   loom/shuttle model checks (once their test targets exist)
+#   loom       model checks: every interleaving of small worlds (tests/model_loom.rs)
+#   shuttle    model checks: random schedules of up to 1000 ranks (tests/model_shuttle.rs)
 #   mpich      the crate built against MPICH, and the MPICH-compatible window tests
 # Stops at the first failing stage and names it. The last line on success sums the counts of
 # every `cargo test` run: "summary: N passed, 0 failed, M skipped".
@@ -59,9 +60,8 @@ add_stage fmt
 add_stage clippy
 add_stage test
 if ((!quick)); then
-    # Model checks: enable once tests/model_loom.rs and tests/model_shuttle.rs exist.
-    # add_stage loom
-    # add_stage shuttle
+    add_stage loom
+    add_stage shuttle
     add_stage mpich-build
     add_stage mpich-test
 fi
