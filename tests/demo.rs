@@ -31,7 +31,11 @@ fn demo_integrity_check_passes_with_the_lock() {
 fn demo_without_the_lock_loses_updates() {
     let out = demo(&["--no-lock", "--rounds", "400"]);
     assert!(!out.timed_out, "{}", out.describe());
-    assert!(!out.success(), "the unlocked demo passed: {}", out.describe());
+    assert!(
+        !out.success(),
+        "the unlocked demo passed: {}",
+        out.describe()
+    );
     let rank0 = out.rank_lines(0).join("\n");
     assert!(
         rank0.contains("FAILED") && rank0.contains("increments lost"),
