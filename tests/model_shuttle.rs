@@ -310,6 +310,20 @@ fn control_skip_retreat_wakeups_deadlocks() {
     );
 }
 
+/// A release must wake every waiter that nothing else blocks, not just the oldest: rank 0
+/// holds [0, 20) while rank 1 waits for [0, 5) and rank 2 for [10, 15); waking only rank 1
+/// strands rank 2.
+#[test]
+fn control_wake_oldest_only_deadlocks() {
+    control(
+        "control_wake_oldest_only",
+        Scenario::new(vec![vec![x(0, 20)], vec![x(0, 5)], vec![x(10, 15)]]),
+        faults(|f| f.wake_oldest_only = true),
+        || random(7, 2000),
+        "deadlock!",
+    );
+}
+
 /// The same controls at scale: 64 ranks with random plans, the broken variants that show up
 /// under random schedules without a crafted scenario. (Random scheduler: PCT at this size
 /// mostly runs ranks one after another and sees little contention.)

@@ -31,6 +31,15 @@ pub struct Stats {
     pub wakeups_received: u64,
 }
 
+/// Which conflicting waiters a leaving rank wakes.
+#[derive(Debug, Clone, Copy)]
+enum Wake {
+    /// Those older than the given ticket (a retreat from a ticketless first attempt).
+    OlderThan(u64),
+    /// Those that nothing else blocks (a release or a give-up).
+    Unblocked,
+}
+
 /// How long an acquisition may wait.
 #[derive(Debug, Clone, Copy)]
 enum Patience {
@@ -174,17 +183,32 @@ impl<T: Transport> LockClient<T> {
         !self.faults.ignore_conflicts && self.others().any(|(_, s)| blocks(me, &s, self.faults))
     }
 
-    /// Wake every rank whose slot (in the last epoch's view) is WAITING for a range that
-    /// conflicts with `me` and satisfies `also`. Returns how many were woken.
-    fn wake(&mut self, me: &Request, also: impl Fn(&Slot) -> bool) -> Result<u64> {
+    /// Send a wake-up to every rank whose slot, in the last epoch's view, is WAITING for a
+    /// range that conflicts with `me` and is selected by `which`. Returns how many were woken.
+    fn wake(&mut self, me: &Request, which: Wake) -> Result<u64> {
+        let waiting_for_me =
+            |s: &Slot| s.state == State::Waiting && s.conflicts_with(me.range, me.mode);
+        // Only for the injected fault `wake_oldest_only`.
+        let oldest = self
+            .others()
+            .filter(|(_, s)| waiting_for_me(s))
+            .map(|(_, s)| s.ticket)
+            .min()
+            .filter(|_| self.faults.wake_oldest_only);
         let mut woken = 0;
         for (r, words) in self.table.chunks_exact(SLOT_WORDS).enumerate() {
             let s = Slot::decode(words);
-            if r != self.rank
-                && s.state == State::Waiting
-                && s.conflicts_with(me.range, me.mode)
-                && also(&s)
-            {
+            if r == self.rank || !waiting_for_me(&s) {
+                continue;
+            }
+            let wanted = match (which, oldest) {
+                (Wake::OlderThan(ticket), _) => s.ticket < ticket,
+                (Wake::Unblocked, Some(oldest)) => s.ticket == oldest,
+                (Wake::Unblocked, None) => {
+                    self.faults.wake_all_waiters || !self.still_blocked(r, &s)
+                }
+            };
+            if wanted {
                 self.transport.send_wakeup(r)?;
                 self.sent[r] += 1;
                 woken += 1;
@@ -194,12 +218,30 @@ impl<T: Transport> LockClient<T> {
         Ok(woken)
     }
 
-    /// Clear this rank's slot and wake every conflicting waiter: used both to release a held
-    /// range and to give up a request (a waiter may have blocked on our ACTIVE or older slot).
+    /// Whether the waiting slot `w` of rank `waiter` is blocked by some slot other than its
+    /// own and this rank's, in the last epoch's view. Such a waiter need not be woken when
+    /// this rank leaves: its remaining blocker wakes it when it stops blocking it (see
+    /// `docs/protocol.md`, "No lost wake-up").
+    fn still_blocked(&self, waiter: usize, w: &Slot) -> bool {
+        let Ok(range) = ByteRange::new(w.start, w.end) else {
+            return false;
+        };
+        let req = Request {
+            range,
+            mode: w.mode,
+            ticket: w.ticket,
+        };
+        self.others()
+            .any(|(r, s)| r != waiter && blocks(&req, &s, self.faults))
+    }
+
+    /// Clear this rank's slot and wake the conflicting waiters nothing else blocks: used both
+    /// to release a held range and to give up a request (a waiter may have blocked on our
+    /// ACTIVE or older slot).
     fn clear_and_wake(&mut self, me: &Request, wake: bool) -> Result<u64> {
         self.exchange(Slot::IDLE, false)?;
         if wake {
-            self.wake(me, |_| true)
+            self.wake(me, Wake::Unblocked)
         } else {
             Ok(0)
         }
@@ -308,7 +350,7 @@ impl<T: Transport> LockClient<T> {
             if first && !self.faults.skip_retreat_wakeups {
                 // Our ticketless ACTIVE slot may have made an older waiter block on us; we now
                 // defer to it, so it must retry.
-                self.wake(&me, |s| s.ticket < me.ticket)?;
+                self.wake(&me, Wake::OlderThan(me.ticket))?;
             }
             if self.blocked(&me) {
                 self.stats.waits += 1;

@@ -171,6 +171,12 @@ pub struct Faults {
     pub ignore_tickets: bool,
     /// Do not consume pending wake-ups at shutdown: leftover messages.
     pub skip_drain: bool,
+    /// Release and give-up wake only the oldest conflicting waiter, even when younger ones
+    /// wait for other ranges that nothing else blocks: they sleep forever (deadlock).
+    pub wake_oldest_only: bool,
+    /// Release and give-up wake every conflicting waiter, as the 2005 algorithm does, instead
+    /// of only those nothing else blocks. Not a bug: more wake-ups and retry epochs.
+    pub wake_all_waiters: bool,
 }
 
 /// Whether `other` (another rank's slot, as read in an epoch) keeps `me` from being granted,
