@@ -3,7 +3,7 @@
 //! Byte-range locks for MPI programs that do not rely on the file system's own locking, and
 //! the MPI-IO-style I/O built on them.
 //!
-//! The crate is layered; each layer only uses the ones above it in this list:
+//! The crate is layered; `unsafe` MPI calls live in one module, the protocol knows no MPI:
 //!
 //! * [`range`], [`error`]: byte ranges, lock modes, the error type.
 //! * [`protocol`]: the lock algorithm (Thakur, Ross and Latham, EuroPVM/MPI 2005, extended
@@ -17,6 +17,8 @@
 //!   open-file-description locks), the baseline the one-sided service is compared with.
 //! * [`sys`]: the only module with `unsafe` code: a small safe layer over `mpi::ffi`.
 //! * [`runtime`]: MPI initialisation and rank-prefixed `tracing` output.
+//! * [`verify`], [`workload`]: checks that do not trust the lock (bypass computation, an
+//!   in-process observer) and the request streams of `brlock check` and `brlock bench`.
 //!
 //! See `docs/protocol.md` for the protocol and its correctness argument.
 
