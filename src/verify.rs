@@ -29,6 +29,26 @@ pub struct Grant {
 }
 
 impl Grant {
+    /// The grant of `range` in `mode` to `rank`.
+    pub fn new(
+        rank: usize,
+        ticket: u64,
+        arrival_seq: u64,
+        grant_seq: u64,
+        range: ByteRange,
+        mode: LockMode,
+    ) -> Grant {
+        Grant {
+            rank,
+            ticket,
+            arrival_seq,
+            grant_seq,
+            start: range.start(),
+            end: range.end(),
+            exclusive: mode == LockMode::Exclusive,
+        }
+    }
+
     fn request(&self) -> Option<(ByteRange, LockMode)> {
         let mode = if self.exclusive {
             LockMode::Exclusive
@@ -125,15 +145,14 @@ impl Observer {
         }
         st.holders[rank] = Some((range, mode));
         let grant_seq = st.observed.grants.len() as u64;
-        st.observed.grants.push(Grant {
+        st.observed.grants.push(Grant::new(
             rank,
             ticket,
             arrival_seq,
             grant_seq,
-            start: range.start(),
-            end: range.end(),
-            exclusive: mode == LockMode::Exclusive,
-        });
+            range,
+            mode,
+        ));
     }
 
     /// `rank` is about to release what it holds.

@@ -326,15 +326,7 @@ pub(super) fn drive<L: RangeLock>(
             tracing::debug!(%range, %mode, "exclusion violated");
         }
         records.push(Record {
-            grant: Grant {
-                rank: rank as usize,
-                ticket,
-                arrival_seq,
-                grant_seq,
-                start: range.start(),
-                end: range.end(),
-                exclusive: mode == LockMode::Exclusive,
-            },
+            grant: Grant::new(rank as usize, ticket, arrival_seq, grant_seq, range, mode),
             lock_ns,
             unlock_ns,
         });
