@@ -188,13 +188,15 @@ impl<T: Transport> LockClient<T> {
     fn wake(&mut self, me: &Request, which: Wake) -> Result<u64> {
         let waiting_for_me =
             |s: &Slot| s.state == State::Waiting && s.conflicts_with(me.range, me.mode);
-        // Only for the injected fault `wake_oldest_only`.
-        let oldest = self
-            .others()
-            .filter(|(_, s)| waiting_for_me(s))
-            .map(|(_, s)| s.ticket)
-            .min()
-            .filter(|_| self.faults.wake_oldest_only);
+        // Only for the injected fault `wake_oldest_only`; no scan otherwise.
+        let oldest = if self.faults.wake_oldest_only {
+            self.others()
+                .filter(|(_, s)| waiting_for_me(s))
+                .map(|(_, s)| s.ticket)
+                .min()
+        } else {
+            None
+        };
         let mut woken = 0;
         for (r, words) in self.table.chunks_exact(SLOT_WORDS).enumerate() {
             let s = Slot::decode(words);
