@@ -48,6 +48,18 @@ pub enum Error {
         /// The locked file.
         path: String,
     },
+    /// A read reached the end of the file before it had all the bytes it asked for.
+    #[error("short read from {path}: wanted {wanted} bytes at offset {offset}, the file ends after {got}")]
+    ShortRead {
+        /// The file read.
+        path: String,
+        /// Offset of the read (of the piece that came up short, for noncontiguous reads).
+        offset: u64,
+        /// Bytes asked for.
+        wanted: u64,
+        /// Bytes there were.
+        got: u64,
+    },
     /// A file-system operation failed.
     #[error("{op} {path}: {source}")]
     Io {

@@ -15,6 +15,8 @@
 //! * [`lock`]: the one trait every byte-range lock implements, and its RAII guard.
 //! * [`fcntl`]: the same trait over the kernel's `fcntl` record locks (POSIX and Linux
 //!   open-file-description locks), the baseline the one-sided service is compared with.
+//! * [`io`]: file I/O over the locks: atomic mode, noncontiguous access, data sieving,
+//!   shared-file appends.
 //! * [`sys`]: the only module with `unsafe` code: a small safe layer over `mpi::ffi`.
 //! * [`runtime`]: MPI initialisation and rank-prefixed `tracing` output.
 //! * [`verify`], [`workload`]: checks that do not trust the lock (bypass computation, an
@@ -24,6 +26,7 @@
 
 pub mod error;
 pub mod fcntl;
+pub mod io;
 pub mod lock;
 pub mod protocol;
 pub mod range;

@@ -1,0 +1,78 @@
+//! File I/O built on the lock service: MPI-IO-style atomic mode, data sieving and shared-file
+//! appends.
+//!
+//! * [`pieces`]: noncontiguous accesses as validated lists of (offset, length) pieces.
+//! * [`ParallelFile`]: what every parallel file backend offers — positional reads and
+//!   writes, noncontiguous ones, and a collective atomic mode — so that checks and benchmarks
+//!   can compare backends in one harness.
+
+pub mod pieces;
+
+pub use pieces::{Piece, Pieces};
+
+use crate::error::Result;
+
+/// A file opened collectively by the ranks of a communicator, read and written at explicit
+/// offsets.
+///
+/// In atomic mode every call is atomic with respect to overlapping calls of other ranks (MPI
+/// 3.1 §13.6.1): a read sees all or none of an overlapping write. Outside atomic mode
+/// overlapping accesses of different ranks may interleave.
+///
+/// Buffers of the noncontiguous calls hold the bytes of all pieces back to back, in piece
+/// order.
+pub trait ParallelFile {
+    /// Reads exactly `buf.len()` bytes at `offset`.
+    ///
+    /// # Errors
+    /// [`crate::Error::ShortRead`] if the file ends first; I/O, MPI or lock errors. No lock is
+    /// left held after an error.
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()>;
+
+    /// Writes all of `data` at `offset`.
+    ///
+    /// # Errors
+    /// I/O, MPI or lock errors. No lock is left held after an error.
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()>;
+
+    /// Reads the bytes of `pieces` into `buf` (back to back).
+    ///
+    /// # Errors
+    /// As [`ParallelFile::read_at`]; [`crate::Error::InvalidArgument`] if `buf` does not
+    /// hold exactly the pieces' bytes.
+    fn read_pieces(&mut self, pieces: &Pieces, buf: &mut [u8]) -> Result<()>;
+
+    /// Writes `data` (back to back) to the bytes of `pieces`.
+    ///
+    /// # Errors
+    /// As [`ParallelFile::write_at`]; [`crate::Error::InvalidArgument`] if `data` does not
+    /// hold exactly the pieces' bytes.
+    fn write_pieces(&mut self, pieces: &Pieces, data: &[u8]) -> Result<()>;
+
+    /// Declares, collectively, the shape of the noncontiguous accesses to come (see
+    /// [`Pieces::shape`]). Backends that need a file view for noncontiguous I/O (MPI-IO) set
+    /// it here; the others do nothing. Every rank calls it with the same shape.
+    ///
+    /// # Errors
+    /// MPI errors.
+    fn prepare_shape(&mut self, shape: &Pieces) -> Result<()> {
+        let _ = shape;
+        Ok(())
+    }
+
+    /// Switches atomic mode on or off. Collective: every rank must pass the same value.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidArgument`] if the ranks disagree; MPI errors.
+    fn set_atomicity(&mut self, atomic: bool) -> Result<()>;
+
+    /// Whether atomic mode is on.
+    fn atomicity(&self) -> bool;
+
+    /// Makes this rank's writes durable and visible to every rank (`MPI_File_sync`).
+    /// Collective.
+    ///
+    /// # Errors
+    /// I/O or MPI errors.
+    fn sync(&mut self) -> Result<()>;
+}
