@@ -848,3 +848,59 @@ pub fn parse_selftest() {
     assert_eq!(shell_quote("it's"), r"'it'\''s'");
     assert_eq!(shell_quote("--mca"), "--mca");
 }
+
+/// The two client mounts of the test GlusterFS volume, started through `scripts/gluster.sh up`
+/// (idempotent: well under a second when the volume is already up). One call per test binary
+/// does the work; later calls get the same answer.
+///
+/// # Panics
+/// If the volume cannot be started: the test fails with the script's reason. A test that needs
+/// the distributed file system is never skipped silently.
+pub fn gluster_mounts() -> (PathBuf, PathBuf) {
+    static MOUNTS: OnceLock<Result<(PathBuf, PathBuf), String>> = OnceLock::new();
+    let mounts = MOUNTS.get_or_init(|| {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/gluster.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg("up")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            let reason = stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no message");
+            return Err(format!(
+                "the GlusterFS test volume did not start ({}): {reason}",
+                out.status
+            ));
+        }
+        let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+        match lines.as_slice() {
+            [.., a, b] => Ok((PathBuf::from(a.trim()), PathBuf::from(b.trim()))),
+            _ => Err(format!(
+                "scripts/gluster.sh up did not print two mount paths: {stdout:?}"
+            )),
+        }
+    });
+    match mounts {
+        Ok(m) => m.clone(),
+        Err(reason) => panic!("{reason}"),
+    }
+}
+
+/// A fresh directory for one test, `NAME.<pid>.<n>` under `parent` (created, world-writable
+/// parents are the caller's business). Not removed afterwards, so a failure can be inspected;
+/// the names never collide between runs.
+pub fn fresh_dir(parent: &std::path::Path, name: &str) -> PathBuf {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let dir = parent.join(format!("{name}.{}.{n}", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("create test directory {}: {e}", dir.display()));
+    dir
+}
