@@ -60,6 +60,15 @@ pub enum Error {
         /// Bytes there were.
         got: u64,
     },
+    /// A collective operation failed on other ranks; this rank's part succeeded but cannot
+    /// go on alone. The failing ranks report their own errors.
+    #[error("{op} failed on rank(s) {ranks}")]
+    PeerFailed {
+        /// The operation, e.g. "open".
+        op: &'static str,
+        /// The ranks that failed, e.g. "1, 3".
+        ranks: String,
+    },
     /// A file-system operation failed.
     #[error("{op} {path}: {source}")]
     Io {

@@ -4,6 +4,7 @@
 //! Each subcommand's run function lives in its own file.
 
 mod bench_lock;
+mod check_atomicity;
 mod check_lock;
 mod check_rma;
 mod demo;
@@ -70,6 +71,10 @@ pub enum CheckCommand {
     /// Take byte ranges on every rank and verify mutual exclusion, the bypass bound and
     /// wake-up accounting with a checker that does not trust the lock.
     Lock(check_lock::LockCheckArgs),
+    /// One rank rewrites a region while the others read it: every read must see one whole
+    /// write, and none older than a write released before it began (ROMIO's atomicity test,
+    /// plus staleness across client caches).
+    Atomicity(check_atomicity::AtomicityCheckArgs),
 }
 
 /// Options of `brlock bench`.
@@ -123,6 +128,9 @@ pub fn run(rt: &Runtime, command: &Command) -> Result<ExitCode> {
         Command::Check(CheckArgs {
             command: CheckCommand::Lock(args),
         }) => check_lock::run(rt, args),
+        Command::Check(CheckArgs {
+            command: CheckCommand::Atomicity(args),
+        }) => check_atomicity::run(rt, args),
         Command::Bench(BenchArgs {
             command: BenchCommand::Lock(args),
         }) => bench_lock::run(rt, args),

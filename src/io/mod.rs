@@ -1,13 +1,21 @@
 //! File I/O built on the lock service: MPI-IO-style atomic mode, data sieving and shared-file
 //! appends.
 //!
+//! * [`atomic`]: [`AtomicFile`], POSIX I/O with MPI-IO style atomic mode over the lock
+//!   service.
+//! * [`coherence`]: what keeps client caches of distributed file systems coherent under a
+//!   lock they never see.
 //! * [`pieces`]: noncontiguous accesses as validated lists of (offset, length) pieces.
 //! * [`ParallelFile`]: what every parallel file backend offers — positional reads and
 //!   writes, noncontiguous ones, and a collective atomic mode — so that checks and benchmarks
 //!   can compare backends in one harness.
 
+pub mod atomic;
+pub mod coherence;
 pub mod pieces;
 
+pub use atomic::{AtomicFile, OpenOptions};
+pub use coherence::Coherence;
 pub use pieces::{Piece, Pieces};
 
 use crate::error::Result;
@@ -49,14 +57,14 @@ pub trait ParallelFile {
     /// hold exactly the pieces' bytes.
     fn write_pieces(&mut self, pieces: &Pieces, data: &[u8]) -> Result<()>;
 
-    /// Declares, collectively, the shape of the noncontiguous accesses to come (see
-    /// [`Pieces::shape`]). Backends that need a file view for noncontiguous I/O (MPI-IO) set
-    /// it here; the others do nothing. Every rank calls it with the same shape.
+    /// Declares, collectively, the noncontiguous accesses to come: each rank passes the pieces
+    /// it will access. Backends that need a file view for noncontiguous I/O (MPI-IO) set it
+    /// here; the others do nothing.
     ///
     /// # Errors
     /// MPI errors.
-    fn prepare_shape(&mut self, shape: &Pieces) -> Result<()> {
-        let _ = shape;
+    fn prepare_pieces(&mut self, pieces: &Pieces) -> Result<()> {
+        let _ = pieces;
         Ok(())
     }
 

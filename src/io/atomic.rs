@@ -1,0 +1,426 @@
+//! A file opened collectively, read and written with POSIX positional I/O, with an MPI-IO
+//! style atomic mode built on the byte-range lock service instead of fcntl locks.
+//!
+//! In atomic mode (off by default, as in MPI-IO):
+//!
+//! * a write takes an **exclusive** lock on exactly the bytes it writes (a noncontiguous write:
+//!   on its extent, once), writes, pushes the data to the server if the file system caches on
+//!   the client ([`Coherence::flush`]) and releases;
+//! * a read takes a **shared** lock (ROMIO takes an exclusive one: concurrent readers then
+//!   serialize for nothing), drops the client's cached copy of the range
+//!   ([`Coherence::invalidate`]), reads and releases.
+//!
+//! Outside atomic mode reads and writes take no lock and do no coherence work, as in MPI-IO:
+//! data written by one rank is visible to another after `sync`, a barrier, and `sync`.
+//!
+//! Every access releases its lock before returning, also when the I/O fails: a failed read or
+//! write never leaves a lock held.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use mpi::collective::CommunicatorCollectives;
+use mpi::topology::{Communicator, Rank};
+
+use super::coherence::Coherence;
+use super::pieces::Pieces;
+use super::ParallelFile;
+use crate::error::{Error, Result};
+use crate::lock::{NoLock, RangeLock};
+use crate::range::{ByteRange, LockMode};
+use crate::sys::OwnedComm;
+use crate::transport::rma::RmaLock;
+
+/// How to open an [`AtomicFile`].
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Create the file (rank 0 creates it, mode 0644 before the umask) if it does not exist.
+    pub create: bool,
+    /// The rank holding the lock table (rank 0 by default).
+    pub home: Rank,
+    /// Coherence strategy; `None` chooses from the file system type (see
+    /// [`Coherence::for_path`], which also honours `BRLOCK_COHERENCE`).
+    pub coherence: Option<Coherence>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            create: true,
+            home: 0,
+            coherence: None,
+        }
+    }
+}
+
+/// A file shared by the ranks of a communicator, with MPI-IO style atomic mode over a
+/// byte-range lock `L` (the one-sided lock service by default).
+///
+/// Each rank may open the file under its own path (the same file through different mounts,
+/// like two compute nodes): the lock is keyed by byte ranges, not by path.
+#[derive(Debug)]
+pub struct AtomicFile<L: RangeLock = RmaLock> {
+    // Field order is drop order: the lock service (its window) before the communicator.
+    lock: L,
+    comm: OwnedComm,
+    file: File,
+    path: String,
+    fs_type: String,
+    coherence: Coherence,
+    atomic: bool,
+}
+
+impl AtomicFile<RmaLock> {
+    /// Opens `path` on every rank of `comm` with the lock service's table on
+    /// `options.home`. Collective: every rank calls it (each with its own path to the same
+    /// file, usually the same path).
+    ///
+    /// # Errors
+    /// [`Error::Io`] on the rank whose open failed (missing file without `create`, no
+    /// permission, ...) and [`Error::PeerFailed`] on the others, so no rank is left waiting;
+    /// MPI errors.
+    pub fn open(
+        comm: &impl Communicator,
+        path: impl AsRef<Path>,
+        options: &OpenOptions,
+    ) -> Result<Self> {
+        let home = options.home;
+        Self::open_with_lock(comm, path, options, |c| RmaLock::open(c, home))
+    }
+}
+
+impl AtomicFile<NoLock> {
+    /// Opens the file with a lock that lets everything through: atomic mode then does its
+    /// coherence work but excludes nothing. The negative control of `brlock check
+    /// atomicity --backend none`. Collective.
+    ///
+    /// # Errors
+    /// As [`AtomicFile::open`].
+    pub fn open_unlocked(
+        comm: &impl Communicator,
+        path: impl AsRef<Path>,
+        options: &OpenOptions,
+    ) -> Result<Self> {
+        Self::open_with_lock(comm, path, options, |_| Ok(NoLock::default()))
+    }
+}
+
+impl<L: RangeLock> AtomicFile<L> {
+    /// Opens `path` with the lock `make_lock` builds over a private duplicate of `comm`.
+    /// Collective; see [`AtomicFile::open`].
+    ///
+    /// # Errors
+    /// As [`AtomicFile::open`], and whatever `make_lock` returns.
+    pub fn open_with_lock(
+        comm: &impl Communicator,
+        path: impl AsRef<Path>,
+        options: &OpenOptions,
+        make_lock: impl FnOnce(&mpi::topology::SimpleCommunicator) -> Result<L>,
+    ) -> Result<Self> {
+        let path = path.as_ref();
+        let shown = path.display().to_string();
+        let comm = OwnedComm::duplicate(comm)?;
+        // Rank 0 creates the file before anyone else opens it: concurrent creates through
+        // different clients of a distributed file system race.
+        let first = (comm.rank() == 0).then(|| open_file(path, options.create));
+        let first = agree(&comm, "open", first)?;
+        let rest = first.is_none().then(|| open_file(path, false));
+        let rest = agree(&comm, "open", rest)?;
+        let file = first
+            .or(rest)
+            .ok_or_else(|| Error::InvalidArgument("open produced no file".into()))?;
+        // A first metadata call through this client completes the open on the server (FUSE
+        // open-behind); a read right after a lazily completed open was seen served stale.
+        file.metadata().map_err(|source| Error::Io {
+            op: "stat",
+            path: shown.clone(),
+            source,
+        })?;
+        let (coherence, fs_type) = match options.coherence {
+            Some(c) => (
+                c,
+                super::coherence::fs_type(path).unwrap_or_else(|| "unknown".into()),
+            ),
+            None => Coherence::for_path(path)?,
+        };
+        let lock = make_lock(comm.comm())?;
+        tracing::debug!(path = %shown, fs_type = %fs_type, coherence = %coherence, "opened");
+        comm.comm().barrier();
+        Ok(AtomicFile {
+            lock,
+            comm,
+            file,
+            path: shown,
+            fs_type,
+            coherence,
+            atomic: false,
+        })
+    }
+
+    /// The path this rank opened.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The file system type the coherence strategy was chosen for (`ext4`,
+    /// `fuse.glusterfs`, ...).
+    pub fn fs_type(&self) -> &str {
+        &self.fs_type
+    }
+
+    /// The coherence strategy in use.
+    pub fn coherence(&self) -> Coherence {
+        self.coherence
+    }
+
+    /// The underlying file, for I/O the caller coordinates itself.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The lock, e.g. for its statistics.
+    pub fn lock(&self) -> &L {
+        &self.lock
+    }
+
+    /// The communicator the file was opened on (a private duplicate).
+    pub fn comm(&self) -> &mpi::topology::SimpleCommunicator {
+        self.comm.comm()
+    }
+
+    /// Runs `f` holding `range` in `mode`, and releases whatever happens in `f`.
+    fn locked<R>(
+        &mut self,
+        range: ByteRange,
+        mode: LockMode,
+        f: impl FnOnce(&File, &str, Coherence) -> Result<R>,
+    ) -> Result<R> {
+        self.lock.lock(range, mode)?;
+        let result = f(&self.file, &self.path, self.coherence);
+        let released = self.lock.unlock();
+        match (result, released) {
+            (Ok(r), Ok(())) => Ok(r),
+            (Ok(_), Err(e)) => Err(e),
+            (Err(e), Ok(())) => Err(e),
+            (Err(e), Err(release)) => {
+                tracing::error!(error = %release, "releasing the lock after a failed access also failed");
+                Err(e)
+            }
+        }
+    }
+
+    /// Closes the file: shuts the lock service down (collective: every rank calls it) and
+    /// closes the descriptor. Dropping the file does the same but can only log failures.
+    ///
+    /// # Errors
+    /// MPI errors from the lock service's shutdown.
+    pub fn close(self) -> Result<()> {
+        let AtomicFile { lock, comm, .. } = self;
+        drop(lock);
+        comm.free()
+    }
+}
+
+impl<L: RangeLock> ParallelFile for AtomicFile<L> {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let Some(range) = range_of(offset, buf.len())? else {
+            return Ok(());
+        };
+        if !self.atomic {
+            return read_exact_at(&self.file, &self.path, offset, buf);
+        }
+        self.locked(range, LockMode::Shared, |file, path, coherence| {
+            coherence.invalidate(file, path, offset, range.len())?;
+            read_exact_at(file, path, offset, buf)
+        })
+    }
+
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        let Some(range) = range_of(offset, data.len())? else {
+            return Ok(());
+        };
+        if !self.atomic {
+            return write_all_at(&self.file, &self.path, offset, data);
+        }
+        self.locked(range, LockMode::Exclusive, |file, path, coherence| {
+            write_all_at(file, path, offset, data)?;
+            coherence.flush(file, path)
+        })
+    }
+
+    fn read_pieces(&mut self, pieces: &Pieces, buf: &mut [u8]) -> Result<()> {
+        pieces.check_buffer(buf.len())?;
+        let Some(extent) = pieces.extent() else {
+            return Ok(());
+        };
+        if !self.atomic {
+            return read_pieces_at(&self.file, &self.path, pieces, buf);
+        }
+        self.locked(extent, LockMode::Shared, |file, path, coherence| {
+            coherence.invalidate(file, path, extent.start(), extent.len())?;
+            read_pieces_at(file, path, pieces, buf)
+        })
+    }
+
+    fn write_pieces(&mut self, pieces: &Pieces, data: &[u8]) -> Result<()> {
+        pieces.check_buffer(data.len())?;
+        let Some(extent) = pieces.extent() else {
+            return Ok(());
+        };
+        if !self.atomic {
+            return write_pieces_at(&self.file, &self.path, pieces, data);
+        }
+        self.locked(extent, LockMode::Exclusive, |file, path, coherence| {
+            write_pieces_at(file, path, pieces, data)?;
+            coherence.flush(file, path)
+        })
+    }
+
+    fn set_atomicity(&mut self, atomic: bool) -> Result<()> {
+        let flags = all_flags(&self.comm, atomic);
+        let on = flags.iter().filter(|&&f| f).count();
+        if on != 0 && on != flags.len() {
+            return Err(Error::InvalidArgument(format!(
+                "ranks disagree on atomic mode: {on} of {} asked for it on (rank(s) {} on)",
+                flags.len(),
+                rank_list(flags.iter().map(|&f| f))
+            )));
+        }
+        self.atomic = atomic;
+        Ok(())
+    }
+
+    fn atomicity(&self) -> bool {
+        self.atomic
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        let io = |op, source| Error::Io {
+            op,
+            path: self.path.clone(),
+            source,
+        };
+        self.file.sync_data().map_err(|e| io("fdatasync", e))?;
+        if self.coherence != Coherence::None {
+            // Offset 0, length 0: the whole file.
+            nix::fcntl::posix_fadvise(
+                &self.file,
+                0,
+                0,
+                nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+            )
+            .map_err(|e| io("posix_fadvise(DONTNEED)", e.into()))?;
+        }
+        Ok(())
+    }
+}
+
+/// The range of an access of `len` bytes at `offset`; `None` for an empty access (which takes
+/// no lock, as in ROMIO).
+fn range_of(offset: u64, len: usize) -> Result<Option<ByteRange>> {
+    if len == 0 {
+        return Ok(None);
+    }
+    Ok(Some(ByteRange::at(offset, len as u64)?))
+}
+
+fn open_file(path: &Path, create: bool) -> Result<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .open(path)
+        .map_err(|source| Error::Io {
+            op: "open",
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+/// Every rank's flag, gathered on every rank.
+fn all_flags(comm: &OwnedComm, flag: bool) -> Vec<bool> {
+    let mut all = vec![0i32; usize::try_from(comm.size()).unwrap_or(0)];
+    comm.comm().all_gather_into(&i32::from(flag), &mut all[..]);
+    all.into_iter().map(|f| f != 0).collect()
+}
+
+/// Ranks whose flag is true, as "1, 3".
+fn rank_list(flags: impl Iterator<Item = bool>) -> String {
+    flags
+        .enumerate()
+        .filter(|&(_, f)| f)
+        .map(|(r, _)| r.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Collective: every rank learns whether some rank's `outcome` is an error. A rank that failed
+/// returns its own error, the others [`Error::PeerFailed`]; `None` means "took no part".
+fn agree<T>(comm: &OwnedComm, op: &'static str, outcome: Option<Result<T>>) -> Result<Option<T>> {
+    let failed = matches!(outcome, Some(Err(_)));
+    let flags = all_flags(comm, failed);
+    match outcome {
+        Some(Err(e)) => Err(e),
+        _ if flags.iter().any(|&f| f) => Err(Error::PeerFailed {
+            op,
+            ranks: rank_list(flags.into_iter()),
+        }),
+        Some(Ok(v)) => Ok(Some(v)),
+        None => Ok(None),
+    }
+}
+
+fn read_exact_at(file: &File, path: &str, offset: u64, buf: &mut [u8]) -> Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => {
+                return Err(Error::ShortRead {
+                    path: path.to_string(),
+                    offset,
+                    wanted: buf.len() as u64,
+                    got: done as u64,
+                })
+            }
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(Error::Io {
+                    op: "read",
+                    path: path.to_string(),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_all_at(file: &File, path: &str, offset: u64, data: &[u8]) -> Result<()> {
+    file.write_all_at(data, offset).map_err(|source| Error::Io {
+        op: "write",
+        path: path.to_string(),
+        source,
+    })
+}
+
+fn read_pieces_at(file: &File, path: &str, pieces: &Pieces, buf: &mut [u8]) -> Result<()> {
+    let mut at = 0usize;
+    for p in pieces {
+        let len = p.len as usize;
+        read_exact_at(file, path, p.offset, &mut buf[at..at + len])?;
+        at += len;
+    }
+    Ok(())
+}
+
+fn write_pieces_at(file: &File, path: &str, pieces: &Pieces, data: &[u8]) -> Result<()> {
+    let mut at = 0usize;
+    for p in pieces {
+        let len = p.len as usize;
+        write_all_at(file, path, p.offset, &data[at..at + len])?;
+        at += len;
+    }
+    Ok(())
+}
