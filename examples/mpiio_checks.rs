@@ -8,7 +8,8 @@
 //! mpirun -n 2 target/debug/examples/mpiio_checks missing /tmp/somedir
 //! ```
 //!
-//! `sys DIR` runs every check in `DIR` and prints one JSON object on rank 0:
+//! `sys DIR` (the [`MpiFile`] layer) and `io DIR` ([`MpiIoFile`] as a [`ParallelFile`]) run
+//! their checks in `DIR` and prints one JSON object on rank 0:
 //! `{"ok": bool, "ranks": P, "checks": {name: bool}, "failures": [...], "info": {...}, ...}`;
 //! the exit status is 0 only if every check passed. `missing DIR` opens a file that does not
 //! exist and reports the error as one line, `brlock: error: ...`, exit status 1.
@@ -17,7 +18,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use brlock::io::Pieces;
+use brlock::io::mpiio::MpiIoFile;
+use brlock::io::{ParallelFile, Pieces};
 use brlock::runtime::{init_logging, Runtime};
 use brlock::sys::{MpiFile, OpenMode};
 use mpi::collective::CommunicatorCollectives;
@@ -62,7 +64,7 @@ fn main() -> ExitCode {
     let (what, dir) = match args.as_slice() {
         [what, dir] => (what.as_str(), PathBuf::from(dir)),
         _ => {
-            error_line("usage: mpiio_checks sys|missing DIR");
+            error_line("usage: mpiio_checks sys|io|missing DIR");
             return ExitCode::from(2);
         }
     };
@@ -83,9 +85,14 @@ fn main() -> ExitCode {
             world.barrier();
             ExitCode::FAILURE
         }
-        "sys" => {
+        "sys" | "io" => {
             let mut report = Report::default();
-            if let Err(e) = sys_checks(world, &dir, &mut report) {
+            let run = if what == "sys" {
+                sys_checks(world, &dir, &mut report)
+            } else {
+                io_checks(world, &dir, &mut report)
+            };
+            if let Err(e) = run {
                 report.check("no_errors", false, || e.to_string());
             }
             finish(world, report)
@@ -141,6 +148,15 @@ fn publish(world: &SimpleCommunicator, file: &mut MpiFile) -> brlock::Result<()>
     file.sync()
 }
 
+/// Checks that `all` holds `block` bytes of r + 1 for each rank r in turn.
+fn check_blocks(report: &mut Report, all: &[u8], block: u64) {
+    let bad = all
+        .iter()
+        .enumerate()
+        .find(|&(i, &b)| b != (i as u64 / block) as u8 + 1);
+    report.check("round_trip", bad.is_none(), || format!("{bad:?}"));
+}
+
 /// The sys layer on its own: contiguous round trip, end of file, views, atomic mode, info.
 fn sys_checks(world: &SimpleCommunicator, dir: &Path, report: &mut Report) -> brlock::Result<()> {
     let rank = world.rank() as u64;
@@ -163,11 +179,7 @@ fn sys_checks(world: &SimpleCommunicator, dir: &Path, report: &mut Report) -> br
     let mut all = vec![0u8; (ranks * block) as usize];
     let n = file.read_at(0, &mut all)?;
     report.check("read_count", n == all.len(), || format!("read {n}"));
-    let bad = all
-        .iter()
-        .enumerate()
-        .find(|&(i, &b)| b != (i as u64 / block) as u8 + 1);
-    report.check("round_trip", bad.is_none(), || format!("{bad:?}"));
+    check_blocks(report, &all, block);
     let size = file.size()?;
     report.check("size", size == ranks * block, || format!("size {size}"));
 
@@ -263,6 +275,129 @@ fn sys_checks(world: &SimpleCommunicator, dir: &Path, report: &mut Report) -> br
         "empty_view_rejected",
         matches!(empty, Err(brlock::Error::InvalidArgument(_))),
         || format!("{empty:?}"),
+    );
+    file.close()
+}
+
+/// `MpiIoFile` through the `ParallelFile` trait: typed short reads, per-rank views with the
+/// restriction to prepared pieces, and the collective agreement on atomic mode.
+fn io_checks(world: &SimpleCommunicator, dir: &Path, report: &mut Report) -> brlock::Result<()> {
+    let rank = world.rank() as u64;
+    let ranks = world.size() as u64;
+    let path = dir.join("io.dat");
+    let mut file = MpiIoFile::open(world, &path, &[("romio_ds_write", "enable")])?;
+    report.fact("implementation", file.implementation().name());
+    report.fact(
+        "ignores_atomicity",
+        file.implementation().ignores_atomicity(),
+    );
+    let publish = |file: &mut MpiIoFile| -> brlock::Result<()> {
+        file.sync()?;
+        world.barrier();
+        file.sync()
+    };
+
+    // Contiguous round trip and a typed short read at the end of the file.
+    let block = 1000u64;
+    file.write_at(rank * block, &vec![rank as u8 + 1; block as usize])?;
+    publish(&mut file)?;
+    let mut all = vec![0u8; (ranks * block) as usize];
+    file.read_at(0, &mut all)?;
+    check_blocks(report, &all, block);
+    let size = file.size()?;
+    let short = file.read_at(size - 10, &mut [0u8; 100]);
+    report.check(
+        "short_read_is_typed",
+        matches!(
+            short,
+            Err(brlock::Error::ShortRead { offset, wanted: 100, got: 10, .. }) if offset == size - 10
+        ),
+        || format!("{short:?}"),
+    );
+    world.barrier();
+
+    // Noncontiguous: rank r writes 4-byte ints at base + 4 r + i * 8 P, each rank from its own
+    // start; the other half of each tile stays untouched.
+    let base = size;
+    let tile = 2 * ranks * 4;
+    let count = 64;
+    if rank == 0 {
+        file.write_at(base, &vec![FILL; (count * tile) as usize])?;
+    }
+    publish(&mut file)?;
+    let pieces = Pieces::strided(base + rank * 4, 4, tile, count)?;
+    file.prepare_pieces(&pieces)?;
+    let data: Vec<u8> = (0..pieces.total_bytes())
+        .map(|i| 0x10 * (rank as u8 + 1) + (i % 4) as u8)
+        .collect();
+    file.write_pieces(&pieces, &data)?;
+    let mut back = vec![0u8; data.len()];
+    file.read_pieces(&pieces, &mut back)?;
+    report.check("pieces_round_trip", back == data, || format!("{back:?}"));
+
+    let other = Pieces::strided(base + rank * 4 + tile, 4, tile, count - 1)?;
+    let wrong = file.write_pieces(&other, &data[..other.total_bytes() as usize]);
+    report.check(
+        "unprepared_pieces_refused",
+        matches!(&wrong, Err(brlock::Error::InvalidArgument(m)) if m.contains("prepare_pieces")),
+        || format!("{wrong:?}"),
+    );
+    let contiguous = file.read_at(0, &mut [0u8; 4]);
+    report.check(
+        "contiguous_refused_under_a_view",
+        matches!(&contiguous, Err(brlock::Error::InvalidArgument(_))),
+        || format!("{contiguous:?}"),
+    );
+
+    file.prepare_pieces(&Pieces::default())?;
+    publish(&mut file)?;
+    let mut region = vec![0u8; (count * tile) as usize];
+    file.read_at(base, &mut region)?;
+    let expected: Vec<u8> = (0..count * tile)
+        .map(|k| {
+            let in_tile = k % tile;
+            if in_tile < ranks * 4 {
+                0x10 * ((in_tile / 4) as u8 + 1) + (k % 4) as u8
+            } else {
+                FILL
+            }
+        })
+        .collect();
+    let diff = region.iter().zip(&expected).position(|(a, b)| a != b);
+    report.check("pieces_land_and_gaps_untouched", diff.is_none(), || {
+        format!("byte {diff:?} of the region differs")
+    });
+
+    // A noncontiguous read past the end of the file is a typed short read, under ROMIO too
+    // (which reports the full count for noncontiguous reads).
+    world.barrier();
+    let end = file.size()?;
+    let tail = Pieces::strided(end - 6, 4, 8, 3)?;
+    file.prepare_pieces(&tail)?;
+    let short = file.read_pieces(&tail, &mut [0u8; 12]);
+    report.check(
+        "short_read_pieces_is_typed",
+        matches!(
+            short,
+            Err(brlock::Error::ShortRead { offset, wanted: 4, got: 0, .. }) if offset == end + 2
+        ),
+        || format!("end {end}: {short:?}"),
+    );
+    file.prepare_pieces(&Pieces::default())?;
+
+    // Atomic mode: agreed on, and a disagreement changes nothing on any rank.
+    for atomic in [true, false] {
+        file.set_atomicity(atomic)?;
+        report.check("atomicity_agreed", file.atomicity() == atomic, || {
+            format!("set {atomic}, reads {}", file.atomicity())
+        });
+    }
+    let disagree = file.set_atomicity(rank == 0);
+    report.check(
+        "atomicity_disagreement_refused",
+        matches!(&disagree, Err(brlock::Error::InvalidArgument(m)) if m.contains("ranks disagree on atomic mode"))
+            && !file.atomicity(),
+        || format!("{disagree:?}, atomicity {}", file.atomicity()),
     );
     file.close()
 }

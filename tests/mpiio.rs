@@ -138,6 +138,37 @@ fn sys_file_checks_pass_at_3_ranks() {
     }
 }
 
+/// `MpiIoFile` as a `ParallelFile`: typed short reads (contiguous and noncontiguous, the
+/// latter also under ROMIO, which reports full counts), per-rank views restricted to the
+/// prepared pieces with the gaps untouched, atomic mode agreed on and a disagreement refused
+/// on every rank; and the implementation is told apart (ROMIO vs ompio).
+#[test]
+fn io_mpiio_file_checks_pass_at_2_ranks() {
+    for io in io_components() {
+        let json = assert_checks_pass("io", 2, io);
+        let expected = match io {
+            Some("romio321") | None => "ROMIO",
+            _ => "ompio",
+        };
+        assert_eq!(
+            json["facts"]["implementation"], expected,
+            "io {io:?}: {json}"
+        );
+        assert_eq!(
+            json["facts"]["ignores_atomicity"],
+            expected == "ompio",
+            "io {io:?}: {json}"
+        );
+    }
+}
+
+#[test]
+fn io_mpiio_file_checks_pass_at_3_ranks() {
+    for io in io_components() {
+        assert_checks_pass("io", 3, io);
+    }
+}
+
 /// Opening a file that does not exist fails on every rank with one error line naming the
 /// path and the cause, a non-zero exit status, and no hang.
 #[test]

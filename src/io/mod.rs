@@ -5,8 +5,14 @@
 //! * [`ParallelFile`]: what every parallel file backend offers — positional reads and
 //!   writes, noncontiguous ones, and a collective atomic mode — so that checks and benchmarks
 //!   can compare backends in one harness.
+//! * [`mpiio`]: the MPI library's own MPI-IO ([`mpiio::MpiIoFile`], ROMIO or Open MPI's ompio)
+//!   behind [`ParallelFile`], the baseline the lock-based backends are measured against.
 
+mod collective;
+pub mod mpiio;
 pub mod pieces;
+
+pub(crate) use collective::agree_on_flag;
 
 pub use pieces::{Piece, Pieces};
 
@@ -49,14 +55,17 @@ pub trait ParallelFile {
     /// hold exactly the pieces' bytes.
     fn write_pieces(&mut self, pieces: &Pieces, data: &[u8]) -> Result<()>;
 
-    /// Declares, collectively, the shape of the noncontiguous accesses to come (see
-    /// [`Pieces::shape`]). Backends that need a file view for noncontiguous I/O (MPI-IO) set
-    /// it here; the others do nothing. Every rank calls it with the same shape.
+    /// Declares, collectively, the noncontiguous accesses to come: each rank passes the
+    /// pieces (absolute file offsets) that its following [`ParallelFile::read_pieces`] and
+    /// [`ParallelFile::write_pieces`] calls will access; ranks may pass different pieces, or
+    /// none. Backends that need a file view for noncontiguous I/O (MPI-IO) set it here and may
+    /// require later calls to pass exactly these pieces; the others do nothing.
     ///
     /// # Errors
-    /// MPI errors.
-    fn prepare_shape(&mut self, shape: &Pieces) -> Result<()> {
-        let _ = shape;
+    /// MPI errors; [`crate::Error::InvalidArgument`] if the backend cannot describe the
+    /// pieces.
+    fn prepare_pieces(&mut self, pieces: &Pieces) -> Result<()> {
+        let _ = pieces;
         Ok(())
     }
 
