@@ -13,6 +13,8 @@
 //! `{"ok": bool, "ranks": P, "checks": {name: bool}, "failures": [...], "info": {...}, ...}`;
 //! the exit status is 0 only if every check passed. `missing DIR` opens a file that does not
 //! exist and reports the error as one line, `brlock: error: ...`, exit status 1.
+//! `bench DIR` / `bench-atomic DIR` time 200 overlapping 4 KiB `MPI_File_write_at` calls per
+//! rank (all at offset 0) outside or inside atomic mode, and print the mean time per write.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -64,7 +66,7 @@ fn main() -> ExitCode {
     let (what, dir) = match args.as_slice() {
         [what, dir] => (what.as_str(), PathBuf::from(dir)),
         _ => {
-            error_line("usage: mpiio_checks sys|io|missing DIR");
+            error_line("usage: mpiio_checks sys|io|missing|bench|bench-atomic DIR");
             return ExitCode::from(2);
         }
     };
@@ -97,6 +99,13 @@ fn main() -> ExitCode {
             }
             finish(world, report)
         }
+        "bench" | "bench-atomic" => match bench(world, &dir, what == "bench-atomic") {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                error_line(&e.to_string());
+                ExitCode::FAILURE
+            }
+        },
         other => {
             error_line(&format!("unknown check set {other:?}"));
             ExitCode::from(2)
@@ -399,5 +408,32 @@ fn io_checks(world: &SimpleCommunicator, dir: &Path, report: &mut Report) -> brl
             && !file.atomicity(),
         || format!("{disagree:?}, atomicity {}", file.atomicity()),
     );
+    file.close()
+}
+
+/// Mean time of one overlapping 4 KiB write, every rank writing at offset 0 at once.
+fn bench(world: &SimpleCommunicator, dir: &Path, atomic: bool) -> brlock::Result<()> {
+    const WRITES: u32 = 200;
+    let mut file = MpiIoFile::open(world, &dir.join("bench.dat"), &[])?;
+    file.set_atomicity(atomic)?;
+    let data = vec![world.rank() as u8; 4096];
+    world.barrier();
+    let start = std::time::Instant::now();
+    for _ in 0..WRITES {
+        file.write_at(0, &data)?;
+    }
+    let mine = start.elapsed().as_secs_f64();
+    let mut slowest = 0f64;
+    world.all_reduce_into(&mine, &mut slowest, mpi::collective::SystemOperation::max());
+    if world.rank() == 0 {
+        let out = json!({
+            "implementation": file.implementation().name(),
+            "atomic": atomic,
+            "ranks": world.size(),
+            "dir": dir.display().to_string(),
+            "us_per_write": slowest / f64::from(WRITES) * 1e6,
+        });
+        println!("{out}");
+    }
     file.close()
 }
