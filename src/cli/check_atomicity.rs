@@ -25,10 +25,10 @@ use std::time::Instant;
 
 use clap::Args;
 use mpi::collective::{CommunicatorCollectives, SystemOperation};
-use mpi::topology::Communicator;
 use serde::Serialize;
 
 use super::{emit, emit_json, library_summary, report_error, requested_osc};
+use brlock::io::mpiio::MpiIoFile;
 use brlock::io::{AtomicFile, Coherence, OpenOptions, ParallelFile, Pieces};
 use brlock::runtime::Runtime;
 use brlock::sys::{LockKind, Op, Window};
@@ -144,13 +144,12 @@ pub fn run(rt: &Runtime, args: &AtomicityCheckArgs) -> Result<ExitCode> {
             Box::new(f)
         }
         AtomicBackend::Mpiio => {
-            io_component = None;
-            return Err(Error::InvalidArgument(
-                "the mpiio backend is not available yet".into(),
-            ));
+            let f = MpiIoFile::open(world, &path, &[])?;
+            io_component = Some(f.implementation().to_string());
+            fs_type = brlock::io::coherence::fs_type(&path).unwrap_or(fs_type);
+            Box::new(f)
         }
     };
-    file.prepare_pieces(&layout.access)?;
 
     // Rank 0 lays the region out (value 0, gaps SENTINEL); sync-barrier-sync makes it visible.
     if rt.rank() == 0 {
@@ -161,6 +160,9 @@ pub fn run(rt: &Runtime, args: &AtomicityCheckArgs) -> Result<ExitCode> {
     file.sync()?;
     if args.backend != AtomicBackend::None {
         file.set_atomicity(true)?;
+    }
+    if args.noncontig {
+        file.prepare_pieces(&layout.access)?;
     }
 
     let released = Window::allocate(world, if rt.rank() == 0 { 1 } else { 0 })?;
@@ -193,6 +195,9 @@ pub fn run(rt: &Runtime, args: &AtomicityCheckArgs) -> Result<ExitCode> {
     file.sync()?;
     world.barrier();
     file.sync()?;
+    if args.noncontig {
+        file.prepare_pieces(&Pieces::default())?;
+    }
     if rt.rank() == 0 && args.noncontig {
         let mut region = vec![0u8; layout.region_bytes()];
         file.read_at(0, &mut region)?;

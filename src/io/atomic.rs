@@ -278,16 +278,7 @@ impl<L: RangeLock> ParallelFile for AtomicFile<L> {
     }
 
     fn set_atomicity(&mut self, atomic: bool) -> Result<()> {
-        let flags = all_flags(&self.comm, atomic);
-        let on = flags.iter().filter(|&&f| f).count();
-        if on != 0 && on != flags.len() {
-            return Err(Error::InvalidArgument(format!(
-                "ranks disagree on atomic mode: {on} of {} asked for it on (rank(s) {} on)",
-                flags.len(),
-                rank_list(flags.iter().map(|&f| f))
-            )));
-        }
-        self.atomic = atomic;
+        self.atomic = super::agree_on_flag(self.comm.comm(), atomic, "atomic mode")?;
         Ok(())
     }
 

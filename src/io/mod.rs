@@ -9,13 +9,18 @@
 //! * [`ParallelFile`]: what every parallel file backend offers — positional reads and
 //!   writes, noncontiguous ones, and a collective atomic mode — so that checks and benchmarks
 //!   can compare backends in one harness.
+//! * [`mpiio`]: the MPI library's own MPI-IO ([`mpiio::MpiIoFile`], ROMIO or Open MPI's ompio)
+//!   behind [`ParallelFile`], the baseline the lock-based backends are measured against.
 
 pub mod atomic;
 pub mod coherence;
+mod collective;
+pub mod mpiio;
 pub mod pieces;
 
 pub use atomic::{AtomicFile, OpenOptions};
 pub use coherence::Coherence;
+pub(crate) use collective::agree_on_flag;
 pub use pieces::{Piece, Pieces};
 
 use crate::error::Result;
@@ -57,12 +62,15 @@ pub trait ParallelFile {
     /// hold exactly the pieces' bytes.
     fn write_pieces(&mut self, pieces: &Pieces, data: &[u8]) -> Result<()>;
 
-    /// Declares, collectively, the noncontiguous accesses to come: each rank passes the pieces
-    /// it will access. Backends that need a file view for noncontiguous I/O (MPI-IO) set it
-    /// here; the others do nothing.
+    /// Declares, collectively, the noncontiguous accesses to come: each rank passes the
+    /// pieces (absolute file offsets) that its following [`ParallelFile::read_pieces`] and
+    /// [`ParallelFile::write_pieces`] calls will access; ranks may pass different pieces, or
+    /// none. Backends that need a file view for noncontiguous I/O (MPI-IO) set it here and may
+    /// require later calls to pass exactly these pieces; the others do nothing.
     ///
     /// # Errors
-    /// MPI errors.
+    /// MPI errors; [`crate::Error::InvalidArgument`] if the backend cannot describe the
+    /// pieces.
     fn prepare_pieces(&mut self, pieces: &Pieces) -> Result<()> {
         let _ = pieces;
         Ok(())

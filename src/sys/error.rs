@@ -24,8 +24,22 @@ pub(crate) fn check(call: &'static str, code: c_int) -> Result<()> {
     })
 }
 
+/// The error class of an MPI error code (e.g. `MPI_ERR_NO_SUCH_FILE` for one of ROMIO's
+/// detailed codes), or `MPI_ERR_UNKNOWN` if MPI does not know the code.
+///
+/// MPI 3.1 §8.4, `MPI_Error_class`.
+pub(crate) fn error_class(code: c_int) -> c_int {
+    let mut class: c_int = 0;
+    // SAFETY: `class` is a valid out-pointer; MPI_Error_class may be called at any time.
+    let rc = unsafe { ffi::MPI_Error_class(code, &mut class) };
+    if rc != ffi::MPI_SUCCESS as c_int {
+        return ffi::MPI_ERR_UNKNOWN as c_int;
+    }
+    class
+}
+
 /// MPI's text for an error code, or a placeholder if MPI does not know the code.
-fn error_string(code: c_int) -> String {
+pub(crate) fn error_string(code: c_int) -> String {
     let mut buf = vec![0u8; ffi::MPI_MAX_ERROR_STRING as usize + 1];
     let mut len: c_int = 0;
     // SAFETY: `buf` has room for MPI_MAX_ERROR_STRING characters (plus one spare), the most

@@ -1,34 +1,39 @@
 //! The only module with `unsafe` code: a small, safe layer over `mpi::ffi`.
 //!
-//! rsmpi covers MPI initialisation, communicators, point-to-point and collectives, but not
-//! one-sided communication. This module adds what the crate needs of it, and nothing else in
-//! the crate touches `mpi::ffi`:
+//! rsmpi covers MPI initialisation, communicators, point-to-point and collectives, but neither
+//! one-sided communication nor MPI-IO. This module adds what the crate needs of them, and
+//! nothing else in the crate touches `mpi::ffi`:
 //!
 //! * `check` (crate-internal): MPI return codes to [`Error::Mpi`](crate::Error::Mpi);
 //! * [`library_version`], [`standard_version`], [`is_finalized`], [`abort`];
 //! * [`OwnedComm`]: a duplicated communicator that returns errors instead of aborting;
 //! * [`Window`]: a window of `u64` words with bounds-checked passive-target epochs
-//!   ([`Window::with_lock`], [`Epoch`]).
+//!   ([`Window::with_lock`], [`Epoch`]);
+//! * [`MpiFile`]: an MPI-IO file ([`OpenMode`]) with positional byte reads and writes, atomic
+//!   mode, and file views built from [`Pieces`](crate::io::Pieces).
 //!
 //! # Lifetime rules
 //!
 //! Every object here must be freed (explicitly or by `Drop`) before MPI is finalized, that is
 //! before the [`Runtime`](crate::runtime::Runtime) (rsmpi's `Universe`) is dropped, and
-//! windows before the communicator they were created on. `Drop` never calls MPI after
+//! windows and files before the communicator they were created on. `Drop` never calls MPI after
 //! finalization: it logs an error and leaks the handle instead.
 //!
 //! # Threads
 //!
 //! MPI is initialised with `MPI_THREAD_FUNNELED`: only the thread that initialised MPI may call
-//! it. [`OwnedComm`] and [`Window`] are neither `Send` nor `Sync`, so they stay on the thread
+//! it. [`OwnedComm`], [`Window`] and [`MpiFile`] are neither `Send` nor `Sync`, so they stay on the thread
 //! that created them.
 
 mod comm;
+mod datatype;
 mod error;
+mod file;
 mod window;
 
 pub use comm::OwnedComm;
 pub(crate) use error::check;
+pub use file::{MpiFile, OpenMode};
 pub use window::{Epoch, LockKind, Op, Window};
 
 use std::os::raw::{c_char, c_int};
