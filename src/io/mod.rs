@@ -2,11 +2,14 @@
 //! appends.
 //!
 //! * [`pieces`]: noncontiguous accesses as validated lists of (offset, length) pieces.
+//! * [`sieve`]: data sieving: noncontiguous reads and writes through large contiguous
+//!   windows (read-modify-write for writes), or piece by piece when that is cheaper.
 //! * [`ParallelFile`]: what every parallel file backend offers — positional reads and
 //!   writes, noncontiguous ones, and a collective atomic mode — so that checks and benchmarks
 //!   can compare backends in one harness.
 
 pub mod pieces;
+pub mod sieve;
 
 pub use pieces::{Piece, Pieces};
 
