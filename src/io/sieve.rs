@@ -9,7 +9,8 @@
 //! Everything here is plain positional I/O on a [`File`]: no locks, no MPI. A sieved write
 //! rewrites the gaps between the pieces with the bytes it just read, so it is only correct if
 //! nobody else writes the window in between: the caller must hold an exclusive lock on the
-//! access's whole extent for the whole call (see `docs/sieving.md`).
+//! access's whole extent for the whole call. `docs/sieving.md` describes the design and the
+//! measurements.
 //!
 //! The result of a sieved write is byte for byte (content and length) what writing the pieces
 //! one by one, in order, would give: a window's write-back ends at its last piece, never
