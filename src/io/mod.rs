@@ -6,6 +6,8 @@
 //! * [`coherence`]: what keeps client caches of distributed file systems coherent under a
 //!   lock they never see.
 //! * [`pieces`]: noncontiguous accesses as validated lists of (offset, length) pieces.
+//! * [`sieve`]: data sieving: noncontiguous reads and writes through large contiguous
+//!   windows (read-modify-write for writes), or piece by piece when that is cheaper.
 //! * [`ParallelFile`]: what every parallel file backend offers — positional reads and
 //!   writes, noncontiguous ones, and a collective atomic mode — so that checks and benchmarks
 //!   can compare backends in one harness.
@@ -17,6 +19,7 @@ pub mod coherence;
 mod collective;
 pub mod mpiio;
 pub mod pieces;
+pub mod sieve;
 
 pub use atomic::{AtomicFile, OpenOptions};
 pub use coherence::Coherence;
