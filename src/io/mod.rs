@@ -5,7 +5,10 @@
 //! * [`ParallelFile`]: what every parallel file backend offers — positional reads and
 //!   writes, noncontiguous ones, and a collective atomic mode — so that checks and benchmarks
 //!   can compare backends in one harness.
+//! * [`append`]: appends of many ranks to one shared file through a shared file pointer in an
+//!   MPI window (independent and rank-ordered), with durable close.
 
+pub mod append;
 pub mod pieces;
 
 pub use pieces::{Piece, Pieces};
