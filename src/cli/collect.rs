@@ -195,16 +195,11 @@ pub fn run(rt: &Runtime, args: &CollectArgs) -> Result<ExitCode> {
         None => None,
     };
 
-    let mut spool_failed = false;
+    let mut spool_error = None;
     let sink = if args.ordered {
-        let file = match spool(args.spool_dir.as_deref(), rank) {
-            Ok(f) => Some(f),
-            Err(e) => {
-                report_error(rt, &e);
-                spool_failed = true;
-                None
-            }
-        };
+        let file = spool(args.spool_dir.as_deref(), rank)
+            .map_err(|e| spool_error = Some(e))
+            .ok();
         Sink::Spool {
             file,
             len: 0,
@@ -232,7 +227,7 @@ pub fn run(rt: &Runtime, args: &CollectArgs) -> Result<ExitCode> {
         .map(|a| a.replace("{rank}", &rank.to_string()))
         .collect();
     // Without a spool this rank only takes part in the collective steps.
-    let spawned = if spool_failed {
+    let spawned = if spool_error.is_some() {
         Err(std::io::Error::other("no spool"))
     } else {
         spawn(&argv, rank, size)
@@ -255,9 +250,7 @@ pub fn run(rt: &Runtime, args: &CollectArgs) -> Result<ExitCode> {
         // Rank 0's report names the reason.
         Err(e) => {
             tracing::debug!("cannot start the command: {e}");
-            if spool_failed {
-                stream.error = Some(Error::InvalidArgument("no spool file".into()));
-            }
+            stream.error = spool_error.take();
             [NOT_STARTED, i64::from(e.raw_os_error().unwrap_or(0))]
         }
     };
