@@ -17,12 +17,13 @@
 //! order; with `--index`, every index entry points at its record), 1 otherwise. With
 //! `--fail-rank R`, rank R is expected to have written half its lines.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use brlock::io::append::records::{push_line, verify, verify_index, Expected};
 use clap::Parser;
+use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -102,8 +103,15 @@ fn check(args: &Args, path: &PathBuf) -> ExitCode {
             *n = args.lines / 2;
         }
     }
+    // Cached pages are dropped first: a client of a distributed file system may hold stale
+    // ones for bytes another client wrote.
     let read = |p: &PathBuf| {
-        std::fs::read(p).map_err(|e| {
+        let fresh = std::fs::File::open(p).and_then(|mut f| {
+            let _ = posix_fadvise(&f, 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED);
+            let mut data = Vec::new();
+            f.read_to_end(&mut data).map(|_| data)
+        });
+        fresh.map_err(|e| {
             eprintln!("emit_lines: read {}: {e}", p.display());
         })
     };

@@ -76,53 +76,37 @@ fn check_index(out: &Path, index: &Path, expected: &Expected, run: &RunOutput) {
     assert_eq!(v.entries, expected.records());
 }
 
-#[test]
-fn collect_every_line_once_and_intact_with_index() {
+/// 4 ranks x `lines` lines under each one-sided component, checked line by line and through
+/// the index (and against the `--json` summary when asked for).
+fn collect_checked(name: &str, extra: &[&str], lines: u64, seed: u64, ordered: bool) {
     for osc in OSC_COMPONENTS {
-        let dir = tmp_dir(&format!("plain-{osc}"));
+        let dir = tmp_dir(&format!("{name}-{osc}"));
         let (out, index) = (dir.join("out.txt"), dir.join("out.idx"));
-        let run = collect(
-            RANKS,
-            osc,
-            &["--out".into(), s(&out), "--index".into(), s(&index)],
-            2000,
-            &[],
-        );
+        let mut args = vec!["--out".into(), s(&out), "--index".into(), s(&index)];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let seed_arg = seed.to_string();
+        let run = collect(RANKS, osc, &args, lines, &["--seed", &seed_arg]);
         assert!(run.success(), "{}", run.failure_message());
-        let expected = Expected::uniform(1, RANKS as u32, 2000);
-        check(&out, &expected, false, &run);
+        let expected = Expected::uniform(seed, RANKS as u32, lines);
+        let v = check(&out, &expected, ordered, &run);
         check_index(&out, &index, &expected, &run);
+        if extra.contains(&"--json") {
+            let json = run.rank0_json();
+            assert_eq!(json["lines"], expected.records(), "{json}");
+            assert_eq!(json["bytes"], v.bytes, "{json}");
+            assert_eq!(json["file_end"], v.bytes, "{json}");
+        }
     }
 }
 
 #[test]
+fn collect_every_line_once_and_intact_with_index() {
+    collect_checked("plain", &[], 2000, 1, false);
+}
+
+#[test]
 fn collect_ordered_is_in_rank_order() {
-    for osc in OSC_COMPONENTS {
-        let dir = tmp_dir(&format!("ordered-{osc}"));
-        let (out, index) = (dir.join("out.txt"), dir.join("out.idx"));
-        let run = collect(
-            RANKS,
-            osc,
-            &[
-                "--ordered".into(),
-                "--out".into(),
-                s(&out),
-                "--index".into(),
-                s(&index),
-                "--json".into(),
-            ],
-            1000,
-            &["--seed", "5"],
-        );
-        assert!(run.success(), "{}", run.failure_message());
-        let expected = Expected::uniform(5, RANKS as u32, 1000);
-        let v = check(&out, &expected, true, &run);
-        check_index(&out, &index, &expected, &run);
-        let json = run.rank0_json();
-        assert_eq!(json["lines"], expected.records(), "{json}");
-        assert_eq!(json["bytes"], v.bytes, "{json}");
-        assert_eq!(json["file_end"], v.bytes, "{json}");
-    }
+    collect_checked("ordered", &["--ordered", "--json"], 1000, 5, true);
 }
 
 /// Negative control: without the reservation, ranks write over each other's records, and the
