@@ -56,6 +56,17 @@
 #   BRLOCK_BENCH_WARMUP, BRLOCK_BENCH_MODE (exclusive|shared|mixed), BRLOCK_BENCH_HOLD_US
 #   BRLOCK_BENCH_LOCAL_DIR  parent of the local lock directory (default /var/tmp)
 #   BRLOCK_BENCH_BIN        brlock binary to run instead of building target/release/brlock
+#   BRLOCK_BENCH_ONLY=append  run only the append part below (no lock matrix)
+#
+# Append part (`brlock bench append`, after the lock matrix; BRLOCK_BENCH_APPEND=0 skips it):
+# methods rma, flock, files at BRLOCK_BENCH_APPEND_RANKS (default 8) ranks with
+# BRLOCK_BENCH_APPEND_RECORDS records per rank (default 1000; --quick 200), batches of 1 KiB,
+# on local disk and on GlusterFS. On GlusterFS every method runs through two clients (odd ranks
+# through mount b), and flock also through one client: through two, its O_APPEND writes land
+# where each client's cached file size says the end is, and its check fails. Writes
+# append.jsonl (the JSON lines, with "fs" and "clients" added), append.md and append.svg
+# (scripts/plot_append.py). A failed check of rma or files fails the script; flock's is
+# reported, not failed.
 #   BRLOCK_GLUSTER_*        passed to scripts/gluster.sh
 set -euo pipefail
 caller_pwd=$PWD
@@ -464,7 +475,9 @@ run_fs() {
 echo "$PROG: $total configurations (${fs_list[*]} x ${ranks_list[*]} ranks x ${patterns[*]} x ${backends[*]}), osc $osc, mode $mode, hold $hold_us us; iterations per rank: rma $iters_rma, fcntl/ofd local $iters_local, gluster $iters_gluster; results in $out" >&2
 write_machine
 
-for fs in "${fs_list[@]}"; do
+lock_fs=("${fs_list[@]}")
+[[ "${BRLOCK_BENCH_ONLY:-}" == append ]] && lock_fs=()
+for fs in "${lock_fs[@]}"; do
     case "$fs" in
         local)
             local_dir=$(mktemp -d "$local_parent/brlock-bench.XXXXXX")
@@ -522,13 +535,104 @@ for fs in "${fs_list[@]}"; do
     esac
 done
 
+# --- append: brlock bench append (rma vs flock vs files) -----------------------------------
+if [[ "${BRLOCK_BENCH_APPEND:-1}" != 0 ]]; then
+    append_ranks=${BRLOCK_BENCH_APPEND_RANKS:-8}
+    if ((quick)); then def_append_records=200; else def_append_records=1000; fi
+    append_records=${BRLOCK_BENCH_APPEND_RECORDS:-$def_append_records}
+    { is_uint "$append_ranks" && is_uint "$append_records"; } ||
+        die "BRLOCK_BENCH_APPEND_RANKS/_RECORDS must be whole numbers"
+    : >>"$out/append.jsonl"
+
+    # run_append FS CLIENTS METHOD DIR [ALT_DIR]: one run; appends to append.jsonl.
+    run_append() {
+        local fs=$1 clients=$2 method=$3 dir=$4 alt=${5:-} name rc json yield=0
+        name="append-$fs-${clients}c-$method"
+        ((append_ranks > cores)) && yield=1
+        local cmd=(mpirun --oversubscribe --mca osc "$osc" --mca mpi_yield_when_idle "$yield"
+            -n "$append_ranks" "$bin" bench append --method "$method" --records "$append_records"
+            --dir "$dir" --json)
+        [[ -n "$alt" ]] && cmd+=(--alt-dir "$alt")
+        printf 'append  %-7s %d client(s) %-5s %d ranks x %d records ... ' "$fs" "$clients" \
+            "$method" "$append_ranks" "$append_records" >&2
+        echo "${cmd[*]}" >"$logs/$name.cmd"
+        timeout -k 10 "$timeout_s" "${cmd[@]}" </dev/null >"$logs/$name.out" 2>"$logs/$name.err" &
+        run_pid=$!
+        if wait "$run_pid"; then rc=0; else rc=$?; fi
+        run_pid=""
+        json=$(tr -d '\r' <"$logs/$name.out" | grep '^{' | tail -n 1 || true)
+        if [[ -n "$json" ]] && python3 -c '
+import json, sys
+r = json.loads(sys.argv[1]); r["fs"] = sys.argv[2]; r["clients"] = int(sys.argv[3])
+print(json.dumps(r))
+print("%.3f s, %d files, verified %s" % (r["seconds"], r["files_created"], r["verified"]), file=sys.stderr)
+' "$json" "$fs" "$clients" >>"$out/append.jsonl"; then
+            if ((rc != 0)) && [[ "$method" != flock ]]; then
+                failure bench=append fs="$fs" clients="$clients" method="$method" reason="check failed (exit status $rc)" log="logs/$name.out"
+            fi
+        else
+            echo "FAILED (exit status $rc)" >&2
+            failure bench=append fs="$fs" clients="$clients" method="$method" \
+                reason="exit status $rc: $(grep -v '^[[:space:]]*$' "$logs/$name.err" | tail -n 1 | cut -c1-300)" \
+                log="logs/$name.err"
+        fi
+    }
+
+    for fs in "${fs_list[@]}"; do
+        case "$fs" in
+            local)
+                local_dir=$(mktemp -d "$local_parent/brlock-bench-append.XXXXXX")
+                for method in rma flock files; do
+                    run_append local 1 "$method" "$local_dir"
+                done
+                rm -rf "$local_dir"
+                local_dir=""
+                ;;
+            gluster)
+                gstatus=0
+                gluster_status || gstatus=$?
+                ((gstatus == 1)) && gluster_started=1 gluster_was_started=1
+                if up_out=$(scripts/gluster.sh up 2>>"$logs/gluster.log"); then
+                    mapfile -t up_lines <<<"$up_out"
+                    n=${#up_lines[@]}
+                    ga=${up_lines[n - 2]:-} gb=${up_lines[n - 1]:-}
+                    if [[ -d "$ga" && -d "$gb" ]]; then
+                        sub=brlock-bench-append.$$
+                        mkdir -p "$ga/$sub"
+                        for method in rma flock files; do
+                            run_append gluster 2 "$method" "$ga/$sub" "$gb/$sub"
+                        done
+                        run_append gluster 1 flock "$ga/$sub"
+                        timeout -k 2 60 rm -rf "${ga:?}/$sub" || true
+                    else
+                        failure bench=append fs=gluster reason="scripts/gluster.sh up did not end with two mount directories"
+                    fi
+                else
+                    failure bench=append fs=gluster reason="scripts/gluster.sh up failed (log: logs/gluster.log)"
+                fi
+                if ((gluster_started)); then
+                    gluster_down || failed=1
+                    gluster_started=0
+                fi
+                ;;
+        esac
+    done
+    python3 scripts/plot_append.py "$out" || {
+        echo "$PROG: scripts/plot_append.py failed" >&2
+        failed=1
+    }
+    [[ -f "$out/append.md" ]] && cat "$out/append.md"
+fi
+
 duration=$((SECONDS - start_s))
 write_machine "$duration"
 plotted=1
-python3 scripts/plot.py "$out" || {
-    echo "$PROG: scripts/plot.py failed" >&2
-    failed=1
-}
+if [[ -s "$out/lock.jsonl" ]]; then
+    python3 scripts/plot.py "$out" || {
+        echo "$PROG: scripts/plot.py failed" >&2
+        failed=1
+    }
+fi
 
 # The one-line-per-configuration table of summary.md, on stdout.
 if [[ -f "$out/summary.md" ]]; then

@@ -3,10 +3,12 @@
 //! Parsing happens before MPI is initialised, so `--help` and usage errors never start MPI.
 //! Each subcommand's run function lives in its own file.
 
+mod bench_append;
 mod bench_lock;
 mod check_atomicity;
 mod check_lock;
 mod check_rma;
+mod collect;
 mod demo;
 mod info;
 mod lockrun;
@@ -44,6 +46,9 @@ pub enum Command {
     /// Measure performance (collective: every rank takes part) and print one summary (one
     /// JSON object with --json) on rank 0.
     Bench(BenchArgs),
+    /// Run a command on every rank and append its output, line by line, to one shared file
+    /// through one-sided communication (collective; `brlock collect --out FILE -- CMD ...`).
+    Collect(collect::CollectArgs),
 }
 
 /// Options of `brlock info`.
@@ -91,6 +96,9 @@ pub enum BenchCommand {
     /// Latency of lock+unlock and throughput, for the one-sided lock service or fcntl locks,
     /// against the raw cost of the transport's epoch pair; exclusion is checked throughout.
     Lock(bench_lock::LockBenchArgs),
+    /// Many ranks write small records: one-sided appends to one file, flock per batch, or one
+    /// file per record; every record is checked afterwards.
+    Append(bench_append::AppendBenchArgs),
 }
 
 /// Options of `brlock check rma`.
@@ -134,6 +142,10 @@ pub fn run(rt: &Runtime, command: &Command) -> Result<ExitCode> {
         Command::Bench(BenchArgs {
             command: BenchCommand::Lock(args),
         }) => bench_lock::run(rt, args),
+        Command::Bench(BenchArgs {
+            command: BenchCommand::Append(args),
+        }) => bench_append::run(rt, args),
+        Command::Collect(args) => collect::run(rt, args),
     }
 }
 

@@ -13,7 +13,10 @@
 //!   can compare backends in one harness.
 //! * [`mpiio`]: the MPI library's own MPI-IO ([`mpiio::MpiIoFile`], ROMIO or Open MPI's ompio)
 //!   behind [`ParallelFile`], the baseline the lock-based backends are measured against.
+//! * [`append`]: appends of many ranks to one shared file through a shared file pointer in an
+//!   MPI window (independent and rank-ordered), with durable close.
 
+pub mod append;
 pub mod atomic;
 pub mod coherence;
 mod collective;
