@@ -70,6 +70,10 @@ pub struct AtomicityCheckArgs {
     /// Coherence strategy of --backend rma (default: chosen from the file system type).
     #[arg(long, value_enum)]
     pub coherence: Option<Coherence>,
+    /// Data-sieving buffer (read and write) of --backend rma and none, in bytes. Small
+    /// buffers (ROMIO's test uses about 1.1 KiB) make one noncontiguous access many windows.
+    #[arg(long, value_name = "BYTES")]
+    pub sieve_buffer: Option<usize>,
     /// Print one JSON object (on rank 0) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -83,6 +87,7 @@ struct Report {
     ints: u64,
     noncontig: bool,
     iters: u64,
+    sieve_buffer: Option<usize>,
     file: String,
     alt_file: Option<String>,
     fs_type: String,
@@ -124,10 +129,14 @@ pub fn run(rt: &Runtime, args: &AtomicityCheckArgs) -> Result<ExitCode> {
         _ => args.file.clone(),
     };
     let layout = Layout::new(args.ints, args.noncontig)?;
-    let options = OpenOptions {
+    let mut options = OpenOptions {
         coherence: args.coherence,
         ..OpenOptions::default()
     };
+    if let Some(bytes) = args.sieve_buffer {
+        options.sieve.write_buffer = bytes;
+        options.sieve.read_buffer = bytes;
+    }
     let mut fs_type = String::from("unknown");
     let mut coherence = None;
     let mut io_component = None;
@@ -220,6 +229,7 @@ pub fn run(rt: &Runtime, args: &AtomicityCheckArgs) -> Result<ExitCode> {
         ints: args.ints,
         noncontig: args.noncontig,
         iters: args.iters,
+        sieve_buffer: args.sieve_buffer,
         file: args.file.display().to_string(),
         alt_file: args.alt_file.as_ref().map(|p| p.display().to_string()),
         fs_type,
@@ -371,6 +381,19 @@ impl Tally {
         let known = u64::try_from(first).is_ok_and(|v| v <= last);
         if !uniform || !known {
             self.mixed += 1;
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                let mut runs: Vec<(usize, i32)> = Vec::new();
+                for (i, v) in ints(buf).enumerate() {
+                    if runs.last().is_none_or(|&(_, last)| last != v) {
+                        runs.push((i, v));
+                    }
+                }
+                tracing::debug!(
+                    floor,
+                    ?runs,
+                    "mixed read: (first int index, value) of each run"
+                );
+            }
         } else if (first as u64) < floor {
             self.stale += 1;
         }

@@ -25,6 +25,7 @@ use mpi::topology::{Communicator, Rank};
 
 use super::coherence::Coherence;
 use super::pieces::Pieces;
+use super::sieve::{self, Access, Method, SieveConfig, Stats};
 use super::ParallelFile;
 use crate::error::{Error, Result};
 use crate::lock::{NoLock, RangeLock};
@@ -42,6 +43,8 @@ pub struct OpenOptions {
     /// Coherence strategy; `None` chooses from the file system type (see
     /// [`Coherence::for_path`], which also honours `BRLOCK_COHERENCE`).
     pub coherence: Option<Coherence>,
+    /// Data sieving of noncontiguous accesses: buffer sizes and when to sieve.
+    pub sieve: SieveConfig,
 }
 
 impl Default for OpenOptions {
@@ -50,6 +53,7 @@ impl Default for OpenOptions {
             create: true,
             home: 0,
             coherence: None,
+            sieve: SieveConfig::default(),
         }
     }
 }
@@ -69,6 +73,8 @@ pub struct AtomicFile<L: RangeLock = RmaLock> {
     fs_type: String,
     coherence: Coherence,
     atomic: bool,
+    sieve: SieveConfig,
+    last: Option<Stats>,
 }
 
 impl AtomicFile<RmaLock> {
@@ -118,6 +124,7 @@ impl<L: RangeLock> AtomicFile<L> {
         options: &OpenOptions,
         make_lock: impl FnOnce(&mpi::topology::SimpleCommunicator) -> Result<L>,
     ) -> Result<Self> {
+        options.sieve.validate()?;
         let path = path.as_ref();
         let shown = path.display().to_string();
         let comm = OwnedComm::duplicate(comm)?;
@@ -155,6 +162,8 @@ impl<L: RangeLock> AtomicFile<L> {
             fs_type,
             coherence,
             atomic: false,
+            sieve: options.sieve,
+            last: None,
         })
     }
 
@@ -177,6 +186,11 @@ impl<L: RangeLock> AtomicFile<L> {
     /// The underlying file, for I/O the caller coordinates itself.
     pub fn file(&self) -> &File {
         &self.file
+    }
+
+    /// What the last noncontiguous access did (sieved or piece by piece, I/O calls, bytes).
+    pub fn last_noncontig(&self) -> Option<&Stats> {
+        self.last.as_ref()
     }
 
     /// The lock, e.g. for its statistics.
@@ -254,13 +268,17 @@ impl<L: RangeLock> ParallelFile for AtomicFile<L> {
         let Some(extent) = pieces.extent() else {
             return Ok(());
         };
-        if !self.atomic {
-            return read_pieces_at(&self.file, &self.path, pieces, buf);
-        }
-        self.locked(extent, LockMode::Shared, |file, path, coherence| {
-            coherence.invalidate(file, path, extent.start(), extent.len())?;
-            read_pieces_at(file, path, pieces, buf)
-        })
+        let cfg = self.sieve;
+        let stats = if self.atomic {
+            self.locked(extent, LockMode::Shared, |file, path, coherence| {
+                coherence.invalidate(file, path, extent.start(), extent.len())?;
+                sieve::read(file, path, pieces, buf, &cfg)
+            })?
+        } else {
+            sieve::read(&self.file, &self.path, pieces, buf, &cfg)?
+        };
+        self.last = Some(stats);
+        Ok(())
     }
 
     fn write_pieces(&mut self, pieces: &Pieces, data: &[u8]) -> Result<()> {
@@ -268,13 +286,23 @@ impl<L: RangeLock> ParallelFile for AtomicFile<L> {
         let Some(extent) = pieces.extent() else {
             return Ok(());
         };
-        if !self.atomic {
-            return write_pieces_at(&self.file, &self.path, pieces, data);
-        }
-        self.locked(extent, LockMode::Exclusive, |file, path, coherence| {
-            write_pieces_at(file, path, pieces, data)?;
-            coherence.flush(file, path)
-        })
+        let cfg = self.sieve;
+        let plan = sieve::plan(pieces, cfg.write_buffer, cfg.write, Access::Write);
+        // A sieved write rewrites the gaps it read, so it needs the whole extent exclusively
+        // (atomic mode or not: an unlocked read-modify-write erases a peer's concurrent
+        // write) and a fresh copy of the gaps from the server.
+        let stats = if self.atomic || plan.method == Method::Sieve {
+            self.locked(extent, LockMode::Exclusive, |file, path, coherence| {
+                coherence.invalidate(file, path, extent.start(), extent.len())?;
+                let stats = sieve::write(file, path, pieces, data, &cfg)?;
+                coherence.flush(file, path)?;
+                Ok(stats)
+            })?
+        } else {
+            sieve::write(&self.file, &self.path, pieces, data, &cfg)?
+        };
+        self.last = Some(stats);
+        Ok(())
     }
 
     fn set_atomicity(&mut self, atomic: bool) -> Result<()> {
@@ -302,6 +330,8 @@ impl<L: RangeLock> ParallelFile for AtomicFile<L> {
                 nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
             )
             .map_err(|e| io("posix_fadvise(DONTNEED)", e.into()))?;
+            crate::sys::refresh_size(&self.file)
+                .map_err(|e| io("statx (refresh the file size)", e))?;
         }
         Ok(())
     }
@@ -394,24 +424,4 @@ fn write_all_at(file: &File, path: &str, offset: u64, data: &[u8]) -> Result<()>
         path: path.to_string(),
         source,
     })
-}
-
-fn read_pieces_at(file: &File, path: &str, pieces: &Pieces, buf: &mut [u8]) -> Result<()> {
-    let mut at = 0usize;
-    for p in pieces {
-        let len = p.len as usize;
-        read_exact_at(file, path, p.offset, &mut buf[at..at + len])?;
-        at += len;
-    }
-    Ok(())
-}
-
-fn write_pieces_at(file: &File, path: &str, pieces: &Pieces, data: &[u8]) -> Result<()> {
-    let mut at = 0usize;
-    for p in pieces {
-        let len = p.len as usize;
-        write_all_at(file, path, p.offset, &data[at..at + len])?;
-        at += len;
-    }
-    Ok(())
 }

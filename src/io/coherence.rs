@@ -29,6 +29,10 @@ use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
 
 use crate::error::{Error, Result};
 
+/// Invalidation ranges are widened to multiples of this (a multiple of every page size Linux
+/// uses: 4, 16 and 64 KiB).
+const INVALIDATE_ALIGN: u64 = 64 * 1024;
+
 /// Environment variable that overrides the strategy chosen from the file system type.
 pub const COHERENCE_VAR: &str = "BRLOCK_COHERENCE";
 
@@ -86,7 +90,9 @@ impl Coherence {
     }
 
     /// Called after acquiring a lock on `[offset, offset + len)` and before reading it: drops
-    /// this client's cached pages of the range so the read goes to the server.
+    /// this client's cached pages of the range so the read goes to the server, and refreshes
+    /// the cached file size (a client that still believes an older, shorter size ends reads
+    /// there — and a data-sieving write would then take existing bytes for a hole).
     ///
     /// # Errors
     /// [`Error::Io`] if the kernel refuses the advice.
@@ -94,14 +100,29 @@ impl Coherence {
         if self == Coherence::None || len == 0 {
             return Ok(());
         }
-        let (off, len) = (to_off(offset), to_off(len));
+        // The kernel drops only pages that lie wholly inside the range: a partial page at
+        // either end would keep its stale copy (seen here: the file's last, partial page
+        // served old bytes after DONTNEED of exactly the accessed range). Round outwards.
+        let start = offset & !(INVALIDATE_ALIGN - 1);
+        let end = offset
+            .saturating_add(len)
+            .saturating_add(INVALIDATE_ALIGN - 1)
+            & !(INVALIDATE_ALIGN - 1);
+        let (off, len) = (to_off(start), to_off(end - start));
         posix_fadvise(file, off, len, PosixFadviseAdvice::POSIX_FADV_DONTNEED).map_err(|e| {
             Error::Io {
                 op: "posix_fadvise(DONTNEED)",
                 path: path.to_string(),
                 source: e.into(),
             }
-        })
+        })?;
+        crate::sys::refresh_size(file)
+            .map(drop)
+            .map_err(|source| Error::Io {
+                op: "statx (refresh the file size)",
+                path: path.to_string(),
+                source,
+            })
     }
 
     /// Called after writing and before releasing an exclusive lock: makes the written bytes

@@ -6,6 +6,7 @@
 //!
 //! * `check` (crate-internal): MPI return codes to [`Error::Mpi`](crate::Error::Mpi);
 //! * [`library_version`], [`standard_version`], [`is_finalized`], [`abort`];
+//! * [`refresh_size`]: a file's size fresh from a network file system's server;
 //! * [`OwnedComm`]: a duplicated communicator that returns errors instead of aborting;
 //! * [`Window`]: a window of `u64` words with bounds-checked passive-target epochs
 //!   ([`Window::with_lock`], [`Epoch`]);
@@ -29,11 +30,13 @@ mod comm;
 mod datatype;
 mod error;
 mod file;
+mod fs;
 mod window;
 
 pub use comm::OwnedComm;
 pub(crate) use error::check;
 pub use file::{MpiFile, OpenMode};
+pub use fs::refresh_size;
 pub use window::{Epoch, LockKind, Op, Window};
 
 use std::os::raw::{c_char, c_int};
