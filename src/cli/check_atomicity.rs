@@ -384,7 +384,7 @@ impl Tally {
             if tracing::enabled!(tracing::Level::DEBUG) {
                 let mut runs: Vec<(usize, i32)> = Vec::new();
                 for (i, v) in ints(buf).enumerate() {
-                    if runs.last().is_none_or(|&(_, last)| last != v) {
+                    if runs.last().map_or(true, |&(_, last)| last != v) {
                         runs.push((i, v));
                     }
                 }
