@@ -56,7 +56,7 @@
 #   BRLOCK_BENCH_WARMUP, BRLOCK_BENCH_MODE (exclusive|shared|mixed), BRLOCK_BENCH_HOLD_US
 #   BRLOCK_BENCH_LOCAL_DIR  parent of the local lock directory (default /var/tmp)
 #   BRLOCK_BENCH_BIN        brlock binary to run instead of building target/release/brlock
-#   BRLOCK_BENCH_ONLY=append  run only the append part below (no lock matrix)
+#   BRLOCK_BENCH_ONLY=append|atomic|sieve  run only that part below (no lock matrix)
 #
 # Append part (`brlock bench append`, after the lock matrix; BRLOCK_BENCH_APPEND=0 skips it):
 # methods rma, flock, files at BRLOCK_BENCH_APPEND_RANKS (default 8) ranks with
@@ -67,6 +67,18 @@
 # append.jsonl (the JSON lines, with "fs" and "clients" added), append.md and append.svg
 # (scripts/plot_append.py). A failed check of rma or files fails the script; flock's is
 # reported, not failed.
+#
+# Atomic part (`brlock bench atomic`; BRLOCK_BENCH_ATOMIC=0 skips it): overlapping 4 KiB
+# accesses, backends rma, nonatomic and mpiio (under --mca io romio321: ROMIO's atomic mode),
+# mixes writes (writes only) and mixed, at BRLOCK_BENCH_ATOMIC_RANKS (default "4 8") ranks with
+# BRLOCK_BENCH_ATOMIC_OPS accesses per rank (default 500; --quick 100), on local disk and on
+# GlusterFS through two clients. Writes atomic.jsonl, atomic.md and atomic.svg
+# (scripts/plot_io.py).
+# Sieve part (`brlock bench sieve`; BRLOCK_BENCH_SIEVE=0 skips it): strided writes of 64 B
+# blocks at stride 256 (4096 per rank, BRLOCK_BENCH_SIEVE_REPS repetitions, default 3), methods
+# sieve, pieces and mpiio (ROMIO, romio_ds_write=enable) at BRLOCK_BENCH_SIEVE_RANKS (default
+# "2 4") ranks, local disk and GlusterFS through two clients. Writes sieve.jsonl, sieve.md and
+# sieve.svg. A failed read-back fails the script.
 #   BRLOCK_GLUSTER_*        passed to scripts/gluster.sh
 set -euo pipefail
 caller_pwd=$PWD
@@ -476,7 +488,13 @@ echo "$PROG: $total configurations (${fs_list[*]} x ${ranks_list[*]} ranks x ${p
 write_machine
 
 lock_fs=("${fs_list[@]}")
-[[ "${BRLOCK_BENCH_ONLY:-}" == append ]] && lock_fs=()
+case "${BRLOCK_BENCH_ONLY:-}" in
+    "") ;;
+    append | atomic | sieve) lock_fs=() ;;
+    *) die "BRLOCK_BENCH_ONLY='${BRLOCK_BENCH_ONLY}': expected append, atomic or sieve" ;;
+esac
+# part_wanted NAME: whether the part NAME runs (BRLOCK_BENCH_ONLY unset or NAME).
+part_wanted() { [[ -z "${BRLOCK_BENCH_ONLY:-}" || "${BRLOCK_BENCH_ONLY}" == "$1" ]]; }
 for fs in "${lock_fs[@]}"; do
     case "$fs" in
         local)
@@ -535,8 +553,33 @@ for fs in "${lock_fs[@]}"; do
     esac
 done
 
+# with_gluster BENCH CALLBACK: brings GlusterFS up if needed, runs CALLBACK MOUNT_A MOUNT_B (two
+# clients of one volume), and takes it down again if this run started it. Failures to bring it
+# up are recorded under BENCH.
+with_gluster() {
+    local bench=$1 callback=$2 gstatus=0 up_out up_lines n ga gb
+    gluster_status || gstatus=$?
+    ((gstatus == 1)) && gluster_started=1 gluster_was_started=1
+    if up_out=$(scripts/gluster.sh up 2>>"$logs/gluster.log"); then
+        mapfile -t up_lines <<<"$up_out"
+        n=${#up_lines[@]}
+        ga=${up_lines[n - 2]:-} gb=${up_lines[n - 1]:-}
+        if [[ -d "$ga" && -d "$gb" ]]; then
+            "$callback" "$ga" "$gb"
+        else
+            failure bench="$bench" fs=gluster reason="scripts/gluster.sh up did not end with two mount directories"
+        fi
+    else
+        failure bench="$bench" fs=gluster reason="scripts/gluster.sh up failed (log: logs/gluster.log)"
+    fi
+    if ((gluster_started)); then
+        gluster_down || failed=1
+        gluster_started=0
+    fi
+}
+
 # --- append: brlock bench append (rma vs flock vs files) -----------------------------------
-if [[ "${BRLOCK_BENCH_APPEND:-1}" != 0 ]]; then
+if [[ "${BRLOCK_BENCH_APPEND:-1}" != 0 ]] && part_wanted append; then
     append_ranks=${BRLOCK_BENCH_APPEND_RANKS:-8}
     if ((quick)); then def_append_records=200; else def_append_records=1000; fi
     append_records=${BRLOCK_BENCH_APPEND_RECORDS:-$def_append_records}
@@ -578,6 +621,18 @@ print("%.3f s, %d files, verified %s" % (r["seconds"], r["files_created"], r["ve
         fi
     }
 
+    # append_on_gluster MOUNT_A MOUNT_B: the GlusterFS runs (see the header).
+    # shellcheck disable=SC2317 # called through with_gluster
+    append_on_gluster() {
+        local ga=$1 gb=$2 sub=brlock-bench-append.$$ method
+        mkdir -p "$ga/$sub"
+        for method in rma flock files; do
+            run_append gluster 2 "$method" "$ga/$sub" "$gb/$sub"
+        done
+        run_append gluster 1 flock "$ga/$sub"
+        timeout -k 2 60 rm -rf "${ga:?}/$sub" || true
+    }
+
     for fs in "${fs_list[@]}"; do
         case "$fs" in
             local)
@@ -589,31 +644,7 @@ print("%.3f s, %d files, verified %s" % (r["seconds"], r["files_created"], r["ve
                 local_dir=""
                 ;;
             gluster)
-                gstatus=0
-                gluster_status || gstatus=$?
-                ((gstatus == 1)) && gluster_started=1 gluster_was_started=1
-                if up_out=$(scripts/gluster.sh up 2>>"$logs/gluster.log"); then
-                    mapfile -t up_lines <<<"$up_out"
-                    n=${#up_lines[@]}
-                    ga=${up_lines[n - 2]:-} gb=${up_lines[n - 1]:-}
-                    if [[ -d "$ga" && -d "$gb" ]]; then
-                        sub=brlock-bench-append.$$
-                        mkdir -p "$ga/$sub"
-                        for method in rma flock files; do
-                            run_append gluster 2 "$method" "$ga/$sub" "$gb/$sub"
-                        done
-                        run_append gluster 1 flock "$ga/$sub"
-                        timeout -k 2 60 rm -rf "${ga:?}/$sub" || true
-                    else
-                        failure bench=append fs=gluster reason="scripts/gluster.sh up did not end with two mount directories"
-                    fi
-                else
-                    failure bench=append fs=gluster reason="scripts/gluster.sh up failed (log: logs/gluster.log)"
-                fi
-                if ((gluster_started)); then
-                    gluster_down || failed=1
-                    gluster_started=0
-                fi
+                with_gluster append append_on_gluster
                 ;;
         esac
     done
@@ -622,6 +653,114 @@ print("%.3f s, %d files, verified %s" % (r["seconds"], r["files_created"], r["ve
         failed=1
     }
     [[ -f "$out/append.md" ]] && cat "$out/append.md"
+fi
+
+# --- atomic and sieve: brlock bench atomic / bench sieve ---------------------------------------
+run_atomic_part=0 run_sieve_part=0
+[[ "${BRLOCK_BENCH_ATOMIC:-1}" != 0 ]] && part_wanted atomic && run_atomic_part=1
+[[ "${BRLOCK_BENCH_SIEVE:-1}" != 0 ]] && part_wanted sieve && run_sieve_part=1
+if ((run_atomic_part || run_sieve_part)); then
+    read -r -a atomic_ranks <<<"${BRLOCK_BENCH_ATOMIC_RANKS:-4 8}"
+    read -r -a sieve_ranks <<<"${BRLOCK_BENCH_SIEVE_RANKS:-2 4}"
+    if ((quick)); then def_atomic_ops=100; else def_atomic_ops=500; fi
+    atomic_ops=${BRLOCK_BENCH_ATOMIC_OPS:-$def_atomic_ops}
+    sieve_reps=${BRLOCK_BENCH_SIEVE_REPS:-3}
+    for v in "${atomic_ranks[@]}" "${sieve_ranks[@]}" "$atomic_ops" "$sieve_reps"; do
+        is_uint "$v" || die "BRLOCK_BENCH_ATOMIC_*/SIEVE_* must be whole numbers (got '$v')"
+    done
+
+    # run_io BENCH FS CLIENTS RANKS ROMIO NAME -- ARGS: one run of `brlock bench BENCH ARGS
+    # --json`; appends to BENCH.jsonl. ROMIO=1 selects Open MPI's romio321 io component.
+    run_io() {
+        local bench=$1 fs=$2 clients=$3 ranks=$4 romio=$5 name=$6 rc json yield=0
+        shift 7
+        ((ranks > cores)) && yield=1
+        local cmd=(mpirun --oversubscribe --mca osc "$osc" --mca mpi_yield_when_idle "$yield")
+        ((romio)) && cmd+=(--mca io romio321)
+        cmd+=(-n "$ranks" "$bin" bench "$bench" "$@" --json)
+        printf '%-6s %-7s %d ranks %s ... ' "$bench" "$fs" "$ranks" "$*" >&2
+        echo "${cmd[*]}" >"$logs/$name.cmd"
+        timeout -k 10 "$timeout_s" "${cmd[@]}" </dev/null >"$logs/$name.out" 2>"$logs/$name.err" &
+        run_pid=$!
+        if wait "$run_pid"; then rc=0; else rc=$?; fi
+        run_pid=""
+        json=$(tr -d '\r' <"$logs/$name.out" | grep '^{' | tail -n 1 || true)
+        if [[ -n "$json" ]] && python3 -c '
+import json, sys
+r = json.loads(sys.argv[1]); r["fs"] = sys.argv[2]; r["clients"] = int(sys.argv[3])
+print(json.dumps(r))
+if r["bench"] == "atomic":
+    print("%.1f us/op per rank (%s)" % (r["us_per_op"], r.get("io_component") or r["backend"]), file=sys.stderr)
+else:
+    print("%.2f MB/s, verified %s" % (r["mb_per_s"], r["verified"]), file=sys.stderr)
+' "$json" "$fs" "$clients" >>"$out/$bench.jsonl"; then
+            ((rc == 0)) || failure bench="$bench" fs="$fs" ranks="$ranks" reason="exit status $rc" log="logs/$name.out"
+        else
+            echo "FAILED (exit status $rc)" >&2
+            failure bench="$bench" fs="$fs" ranks="$ranks" \
+                reason="exit status $rc: $(grep -v '^[[:space:]]*$' "$logs/$name.err" | tail -n 1 | cut -c1-300)" \
+                log="logs/$name.err"
+        fi
+    }
+
+    # io_runs FS CLIENTS FILE [ALT_FILE]: every atomic and sieve run on one file system.
+    io_runs() {
+        local fs=$1 clients=$2 file=$3 alt=${4:-} ranks mix backend method where=()
+        where=(--file "$file")
+        [[ -n "$alt" ]] && where+=(--alt-file "$alt")
+        if ((run_atomic_part)); then
+            for ranks in "${atomic_ranks[@]}"; do
+                for mix in writes mixed; do
+                    for backend in rma nonatomic mpiio; do
+                        run_io atomic "$fs" "$clients" "$ranks" "$([[ $backend == mpiio ]] && echo 1 || echo 0)" \
+                            "atomic-$fs-$ranks-$mix-$backend" -- --backend "$backend" --mix "$mix" \
+                            --ops "$atomic_ops" "${where[@]}"
+                    done
+                done
+            done
+        fi
+        if ((run_sieve_part)); then
+            for ranks in "${sieve_ranks[@]}"; do
+                for method in sieve pieces mpiio; do
+                    run_io sieve "$fs" "$clients" "$ranks" "$([[ $method == mpiio ]] && echo 1 || echo 0)" \
+                        "sieve-$fs-$ranks-$method" -- --method "$method" --block 64 --stride 256 \
+                        --count 4096 --reps "$sieve_reps" "${where[@]}"
+                done
+            done
+        fi
+    }
+
+    # io_on_gluster MOUNT_A MOUNT_B: the GlusterFS runs, odd ranks through mount b.
+    # shellcheck disable=SC2317 # called through with_gluster
+    io_on_gluster() {
+        local ga=$1 gb=$2 sub=brlock-bench-io.$$
+        mkdir -p "$ga/$sub"
+        io_runs gluster 2 "$ga/$sub/io.dat" "$gb/$sub/io.dat"
+        timeout -k 2 60 rm -rf "${ga:?}/$sub" || true
+    }
+
+    ((run_atomic_part)) && : >>"$out/atomic.jsonl"
+    ((run_sieve_part)) && : >>"$out/sieve.jsonl"
+    for fs in "${fs_list[@]}"; do
+        case "$fs" in
+            local)
+                local_dir=$(mktemp -d "$local_parent/brlock-bench-io.XXXXXX")
+                io_runs local 1 "$local_dir/io.dat"
+                rm -rf "$local_dir"
+                local_dir=""
+                ;;
+            gluster)
+                with_gluster atomic/sieve io_on_gluster
+                ;;
+        esac
+    done
+    python3 scripts/plot_io.py "$out" || {
+        echo "$PROG: scripts/plot_io.py failed" >&2
+        failed=1
+    }
+    for f in atomic.md sieve.md; do
+        [[ -f "$out/$f" ]] && cat "$out/$f"
+    done
 fi
 
 duration=$((SECONDS - start_s))

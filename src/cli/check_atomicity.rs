@@ -19,12 +19,13 @@
 //! `--backend none` does plain I/O: no lock, no coherence work. It is the negative control and
 //! is expected to report mixed or stale reads.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Args;
 use mpi::collective::{CommunicatorCollectives, SystemOperation};
+use mpi::topology::Communicator;
 use serde::Serialize;
 
 use super::{emit, emit_json, library_summary, report_error, requested_osc};
@@ -42,8 +43,131 @@ pub enum AtomicBackend {
     Rma,
     /// MPI-IO (`MPI_File_set_atomicity`); pick ROMIO with `mpirun --mca io romio321`.
     Mpiio,
-    /// Plain POSIX I/O: no lock, no coherence work (the negative control).
+    /// Plain POSIX I/O: no lock, no coherence work (the negative control; `bench atomic`
+    /// calls it `nonatomic`).
+    #[value(alias = "nonatomic")]
     None,
+}
+
+/// A file opened through one of the backends, with what reports say about it.
+pub(super) struct Opened<F> {
+    /// The file.
+    pub(super) file: F,
+    /// Its file system type (`unknown` if it cannot be told).
+    pub(super) fs_type: String,
+    /// The coherence strategy, for the lock-based backend.
+    pub(super) coherence: Option<Coherence>,
+    /// The MPI-IO implementation, for MPI-IO.
+    pub(super) io_component: Option<String>,
+}
+
+/// Opens `path` as an [`AtomicFile`] over the one-sided lock service (collective).
+///
+/// # Errors
+/// As [`AtomicFile::open`].
+pub(super) fn open_rma(
+    world: &impl Communicator,
+    path: &Path,
+    options: &OpenOptions,
+) -> Result<Opened<AtomicFile>> {
+    let f = AtomicFile::open(world, path, options)?;
+    Ok(Opened {
+        fs_type: f.fs_type().to_string(),
+        coherence: Some(f.coherence()),
+        io_component: None,
+        file: f,
+    })
+}
+
+/// Opens `path` with MPI-IO, passing `hints` (collective).
+///
+/// # Errors
+/// As [`MpiIoFile::open`].
+pub(super) fn open_mpiio(
+    world: &impl Communicator,
+    path: &Path,
+    hints: &[(&str, &str)],
+) -> Result<Opened<MpiIoFile>> {
+    let f = MpiIoFile::open(world, path, hints)?;
+    Ok(Opened {
+        fs_type: brlock::io::coherence::fs_type(path).unwrap_or_else(|| "unknown".into()),
+        coherence: None,
+        io_component: Some(f.implementation().to_string()),
+        file: f,
+    })
+}
+
+/// Opens `path` through `backend` (collective); MPI-IO gets no hints.
+///
+/// # Errors
+/// As [`AtomicFile::open`] and [`MpiIoFile::open`].
+pub(super) fn open_backend(
+    world: &impl Communicator,
+    path: &Path,
+    backend: AtomicBackend,
+    options: &OpenOptions,
+) -> Result<Opened<Box<dyn ParallelFile>>> {
+    Ok(match backend {
+        AtomicBackend::Rma => open_rma(world, path, options)?.boxed(),
+        AtomicBackend::Mpiio => open_mpiio(world, path, &[])?.boxed(),
+        AtomicBackend::None => {
+            let f = AtomicFile::open_unlocked(world, path, options)?;
+            Opened {
+                fs_type: f.fs_type().to_string(),
+                coherence: None,
+                io_component: None,
+                file: Box::new(f),
+            }
+        }
+    })
+}
+
+impl<F: ParallelFile + 'static> Opened<F> {
+    /// The same, with the file boxed.
+    pub(super) fn boxed(self) -> Opened<Box<dyn ParallelFile>> {
+        self.map(|f| Box::new(f) as Box<dyn ParallelFile>)
+    }
+}
+
+impl<F> Opened<F> {
+    /// The same, with the file replaced by `f(file)`.
+    pub(super) fn map<G>(self, f: impl FnOnce(F) -> G) -> Opened<G> {
+        Opened {
+            file: f(self.file),
+            fs_type: self.fs_type,
+            coherence: self.coherence,
+            io_component: self.io_component,
+        }
+    }
+}
+
+/// Collective: rank 0 writes `initial` at offset 0, then every rank [`settle`]s.
+///
+/// # Errors
+/// I/O and MPI errors.
+pub(super) fn lay_out(
+    world: &impl Communicator,
+    file: &mut (impl ParallelFile + ?Sized),
+    initial: &[u8],
+) -> Result<()> {
+    if world.rank() == 0 {
+        file.write_at(0, initial)?;
+    }
+    settle(world, file)
+}
+
+/// Collective: sync, barrier, sync: makes every rank's writes visible to every rank (the
+/// MPI-IO recipe outside atomic mode).
+///
+/// # Errors
+/// I/O and MPI errors.
+pub(super) fn settle(
+    world: &impl Communicator,
+    file: &mut (impl ParallelFile + ?Sized),
+) -> Result<()> {
+    file.sync()?;
+    world.barrier();
+    file.sync()
 }
 
 /// Options of `brlock check atomicity`.
@@ -137,36 +261,15 @@ pub fn run(rt: &Runtime, args: &AtomicityCheckArgs) -> Result<ExitCode> {
         options.sieve.write_buffer = bytes;
         options.sieve.read_buffer = bytes;
     }
-    let mut fs_type = String::from("unknown");
-    let mut coherence = None;
-    let mut io_component = None;
-    let mut file: Box<dyn ParallelFile> = match args.backend {
-        AtomicBackend::Rma => {
-            let f = AtomicFile::open(world, &path, &options)?;
-            fs_type = f.fs_type().to_string();
-            coherence = Some(f.coherence());
-            Box::new(f)
-        }
-        AtomicBackend::None => {
-            let f = AtomicFile::open_unlocked(world, &path, &options)?;
-            fs_type = f.fs_type().to_string();
-            Box::new(f)
-        }
-        AtomicBackend::Mpiio => {
-            let f = MpiIoFile::open(world, &path, &[])?;
-            io_component = Some(f.implementation().to_string());
-            fs_type = brlock::io::coherence::fs_type(&path).unwrap_or(fs_type);
-            Box::new(f)
-        }
-    };
+    let Opened {
+        mut file,
+        fs_type,
+        coherence,
+        io_component,
+    } = open_backend(world, &path, args.backend, &options)?;
 
-    // Rank 0 lays the region out (value 0, gaps SENTINEL); sync-barrier-sync makes it visible.
-    if rt.rank() == 0 {
-        file.write_at(0, &layout.initial())?;
-    }
-    file.sync()?;
-    world.barrier();
-    file.sync()?;
+    // Rank 0 lays the region out (value 0, gaps SENTINEL).
+    lay_out(world, file.as_mut(), &layout.initial())?;
     if args.backend != AtomicBackend::None {
         file.set_atomicity(true)?;
     }
@@ -201,9 +304,7 @@ pub fn run(rt: &Runtime, args: &AtomicityCheckArgs) -> Result<ExitCode> {
     if args.backend != AtomicBackend::None {
         file.set_atomicity(false)?;
     }
-    file.sync()?;
-    world.barrier();
-    file.sync()?;
+    settle(world, file.as_mut())?;
     if args.noncontig {
         file.prepare_pieces(&Pieces::default())?;
     }

@@ -4,7 +4,9 @@
 //! Each subcommand's run function lives in its own file.
 
 mod bench_append;
+mod bench_atomic;
 mod bench_lock;
+mod bench_sieve;
 mod check_atomicity;
 mod check_lock;
 mod check_rma;
@@ -99,6 +101,12 @@ pub enum BenchCommand {
     /// Many ranks write small records: one-sided appends to one file, flock per batch, or one
     /// file per record; every record is checked afterwards.
     Append(bench_append::AppendBenchArgs),
+    /// Overlapping 4 KiB writes and reads from every rank: atomic mode over the one-sided lock
+    /// service, MPI-IO's atomic mode, or no atomicity at all.
+    Atomic(bench_atomic::AtomicBenchArgs),
+    /// Strided noncontiguous writes: sieved, piece by piece, or through MPI-IO with a file
+    /// view; every block is read back and checked.
+    Sieve(bench_sieve::SieveBenchArgs),
 }
 
 /// Options of `brlock check rma`.
@@ -145,6 +153,12 @@ pub fn run(rt: &Runtime, command: &Command) -> Result<ExitCode> {
         Command::Bench(BenchArgs {
             command: BenchCommand::Append(args),
         }) => bench_append::run(rt, args),
+        Command::Bench(BenchArgs {
+            command: BenchCommand::Atomic(args),
+        }) => bench_atomic::run(rt, args),
+        Command::Bench(BenchArgs {
+            command: BenchCommand::Sieve(args),
+        }) => bench_sieve::run(rt, args),
         Command::Collect(args) => collect::run(rt, args),
     }
 }
