@@ -59,10 +59,10 @@ pub struct NoncontigCheckArgs {
     #[arg(long, value_enum, default_value_t = NoncontigBackend::Rma)]
     pub backend: NoncontigBackend,
     /// Ints each rank writes per iteration (one noncontiguous write).
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub ints: u64,
     /// Iterations; each writes a region of its own.
-    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..=999_999))]
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=999_999))]
     pub iters: u64,
     /// Data-sieving write buffer in bytes. Small buffers make one write many windows, and so
     /// many read-modify-write cycles that can interleave with a peer's.
