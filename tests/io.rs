@@ -17,16 +17,16 @@ use serde_json::Value;
 const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs `brlock check <check> --json <args>` on `ranks` ranks (under `osc` if given).
-fn check(
+fn check<S: AsRef<str>>(
     ranks: usize,
     osc: Option<&str>,
     check: &str,
-    args: &[&str],
+    args: &[S],
     env: &[(&str, &str)],
 ) -> (RunOutput, Value) {
     let mut run = MpiRun::new(ranks)
         .args(["check", check, "--json"])
-        .args(args.iter().copied())
+        .args(args.iter().map(|a| a.as_ref().to_string()))
         .timeout(TIMEOUT);
     if let Some(osc) = osc {
         run = run.osc(osc);
@@ -64,6 +64,22 @@ fn gluster_dirs(name: &str) -> (PathBuf, PathBuf) {
     (dir_a, dir_b)
 }
 
+/// Arguments of a run across both GlusterFS clients of a fresh directory: `--backend
+/// backend --file A/f --alt-file B/f`, then `extra`.
+fn two_clients(name: &str, backend: &str, extra: &[&str]) -> Vec<String> {
+    let (a, b) = gluster_dirs(name);
+    let mut args: Vec<String> = vec![
+        "--backend".into(),
+        backend.into(),
+        "--file".into(),
+        s(&a.join("f")),
+        "--alt-file".into(),
+        s(&b.join("f")),
+    ];
+    args.extend(extra.iter().map(|x| x.to_string()));
+    args
+}
+
 /// `check atomicity` must report no mixed, stale or clobbered read.
 fn assert_atomic(json: &Value, what: &str) {
     assert_eq!(u(json, "mixed_reads"), 0, "{what}: {json}");
@@ -97,20 +113,11 @@ fn atomicity_rma_local_disk() {
 
 #[test]
 fn atomicity_rma_gluster_two_clients() {
-    let (a, b) = gluster_dirs("atomicity-rma");
-    let (fa, fb) = (s(&a.join("f")), s(&b.join("f")));
-    for shape in [&[][..], &["--noncontig"][..]] {
-        let mut args = vec![
-            "--backend",
-            "rma",
-            "--file",
-            &fa,
-            "--alt-file",
-            &fb,
-            "--iters",
-            "50",
-        ];
-        args.extend_from_slice(shape);
+    for shape in [
+        &["--iters", "50"][..],
+        &["--iters", "50", "--noncontig"][..],
+    ] {
+        let args = two_clients("atomicity-rma", "rma", shape);
         let (_, json) = check(4, Some("sm"), "atomicity", &args, &[]);
         assert_eq!(json["fs_type"], "fuse.glusterfs", "{json}");
         assert_atomic(&json, &format!("GlusterFS, two clients, {shape:?}"));
@@ -118,24 +125,13 @@ fn atomicity_rma_gluster_two_clients() {
 }
 
 /// Negative control: without the lock and the coherence work, readers on the second client
-/// see stale data (and sometimes torn writes). A fresh file at 2 ranks was stale in nearly
+/// see stale data. A fresh file at 2 ranks was stale in nearly
 /// every read; the 4-rank run varies more, so both run and the sum must be positive.
 #[test]
 fn atomicity_control_gluster_two_clients_is_not_atomic() {
     let mut bad = Vec::new();
     for ranks in [2, 4] {
-        let (a, b) = gluster_dirs("atomicity-none");
-        let (fa, fb) = (s(&a.join("f")), s(&b.join("f")));
-        let args = [
-            "--backend",
-            "none",
-            "--file",
-            &fa,
-            "--alt-file",
-            &fb,
-            "--iters",
-            "200",
-        ];
+        let args = two_clients("atomicity-none", "none", &["--iters", "200"]);
         let (_, json) = check(ranks, None, "atomicity", &args, &[]);
         assert_eq!(json["fs_type"], "fuse.glusterfs", "{json}");
         bad.push(u(&json, "mixed_reads") + u(&json, "stale_reads"));
@@ -216,20 +212,7 @@ fn noncontig_rma_local_disk() {
 
 #[test]
 fn noncontig_rma_gluster_two_clients() {
-    let (a, b) = gluster_dirs("noncontig-rma");
-    let (fa, fb) = (s(&a.join("f")), s(&b.join("f")));
-    let args = [
-        "--backend",
-        "rma",
-        "--file",
-        &fa,
-        "--alt-file",
-        &fb,
-        "--ints",
-        "1000",
-        "--iters",
-        "30",
-    ];
+    let args = two_clients("noncontig-rma", "rma", &["--ints", "1000", "--iters", "30"]);
     let (_, json) = check(4, Some("sm"), "noncontig", &args, &[]);
     assert_eq!(json["fs_type"], "fuse.glusterfs", "{json}");
     assert_no_lost_updates(&json, "GlusterFS, two clients");
@@ -249,20 +232,11 @@ fn noncontig_control_loses_updates() {
         );
         assert_eq!(json["ok"], Value::Bool(false), "{json}");
     }
-    let (a, b) = gluster_dirs("noncontig-none");
-    let (fa, fb) = (s(&a.join("f")), s(&b.join("f")));
-    let args = [
-        "--backend",
+    let args = two_clients(
+        "noncontig-none",
         "none",
-        "--file",
-        &fa,
-        "--alt-file",
-        &fb,
-        "--ints",
-        "1000",
-        "--iters",
-        "30",
-    ];
+        &["--ints", "1000", "--iters", "30"],
+    );
     let (_, json) = check(4, None, "noncontig", &args, &[]);
     assert!(
         u(&json, "lost_updates") > 0,
