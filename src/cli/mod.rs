@@ -9,6 +9,7 @@ mod bench_lock;
 mod bench_sieve;
 mod check_atomicity;
 mod check_lock;
+mod check_noncontig;
 mod check_rma;
 mod collect;
 mod demo;
@@ -82,6 +83,10 @@ pub enum CheckCommand {
     /// write, and none older than a write released before it began (ROMIO's atomicity test,
     /// plus staleness across client caches).
     Atomicity(check_atomicity::AtomicityCheckArgs),
+    /// Every rank writes interleaved ints of one region at the same time through data
+    /// sieving (read-modify-write windows): afterwards every int must hold its owner's value
+    /// (ROMIO's noncontig test).
+    Noncontig(check_noncontig::NoncontigCheckArgs),
 }
 
 /// Options of `brlock bench`.
@@ -147,6 +152,9 @@ pub fn run(rt: &Runtime, command: &Command) -> Result<ExitCode> {
         Command::Check(CheckArgs {
             command: CheckCommand::Atomicity(args),
         }) => check_atomicity::run(rt, args),
+        Command::Check(CheckArgs {
+            command: CheckCommand::Noncontig(args),
+        }) => check_noncontig::run(rt, args),
         Command::Bench(BenchArgs {
             command: BenchCommand::Lock(args),
         }) => bench_lock::run(rt, args),
