@@ -72,6 +72,7 @@ pub struct AtomicFile<L: RangeLock = RmaLock> {
     path: String,
     fs_type: String,
     coherence: Coherence,
+    clients: usize,
     atomic: bool,
     sieve: SieveConfig,
     last: Option<Stats>,
@@ -139,20 +140,26 @@ impl<L: RangeLock> AtomicFile<L> {
             .ok_or_else(|| Error::InvalidArgument("open produced no file".into()))?;
         // A first metadata call through this client completes the open on the server (FUSE
         // open-behind); a read right after a lazily completed open was seen served stale.
-        file.metadata().map_err(|source| Error::Io {
+        let meta = file.metadata().map_err(|source| Error::Io {
             op: "stat",
             path: shown.clone(),
             source,
         })?;
-        let (coherence, fs_type) = match options.coherence {
-            Some(c) => (
-                c,
-                super::coherence::fs_type(path).unwrap_or_else(|| "unknown".into()),
-            ),
-            None => Coherence::for_path(path)?,
+        let clients = count_clients(&comm, client_id(&meta));
+        let fs_type = super::coherence::fs_type(path).unwrap_or_else(|| "unknown".into());
+        let coherence = match options.coherence {
+            Some(c) => c,
+            None => match Coherence::from_env()? {
+                Some(c) => c,
+                // Every rank reaches the file through the same mount of the same host: one
+                // client cache, coherent by itself (same page cache; write-behind orders a
+                // client's reads after its own pending writes).
+                None if clients == 1 => Coherence::None,
+                None => Coherence::for_fs_type(&fs_type),
+            },
         };
         let lock = make_lock(comm.comm())?;
-        tracing::debug!(path = %shown, fs_type = %fs_type, coherence = %coherence, "opened");
+        tracing::debug!(path = %shown, fs_type = %fs_type, clients, coherence = %coherence, "opened");
         comm.comm().barrier();
         Ok(AtomicFile {
             lock,
@@ -161,6 +168,7 @@ impl<L: RangeLock> AtomicFile<L> {
             path: shown,
             fs_type,
             coherence,
+            clients,
             atomic: false,
             sieve: options.sieve,
             last: None,
@@ -176,6 +184,12 @@ impl<L: RangeLock> AtomicFile<L> {
     /// `fuse.glusterfs`, ...).
     pub fn fs_type(&self) -> &str {
         &self.fs_type
+    }
+
+    /// How many distinct clients (host and mount) the ranks reach the file through. With one,
+    /// and no strategy forced, no coherence work is needed and none is done.
+    pub fn clients(&self) -> usize {
+        self.clients
     }
 
     /// The coherence strategy in use.
@@ -357,6 +371,28 @@ fn open_file(path: &Path, create: bool) -> Result<File> {
             path: path.display().to_string(),
             source,
         })
+}
+
+/// Identifies the client cache a rank reaches the file through: the host and the device
+/// number of the mount (two mounts of one volume are two clients, with two caches).
+fn client_id(meta: &std::fs::Metadata) -> u64 {
+    use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::MetadataExt;
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    // Deterministic (fixed keys): every rank runs the same binary.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    host.trim().hash(&mut h);
+    meta.dev().hash(&mut h);
+    h.finish()
+}
+
+/// Collective: the number of distinct client ids over all ranks.
+fn count_clients(comm: &OwnedComm, mine: u64) -> usize {
+    let mut all = vec![0u64; usize::try_from(comm.size()).unwrap_or(0)];
+    comm.comm().all_gather_into(&mine, &mut all[..]);
+    all.sort_unstable();
+    all.dedup();
+    all.len()
 }
 
 /// Every rank's flag, gathered on every rank.

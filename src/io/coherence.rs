@@ -65,12 +65,21 @@ impl Coherence {
     /// [`Error::InvalidArgument`] if the override is not one of `none`, `flush`, `sync`.
     pub fn for_path(path: &Path) -> Result<(Coherence, String)> {
         let fs_type = fs_type(path).unwrap_or_else(|| "unknown".to_string());
-        if let Ok(value) = std::env::var(COHERENCE_VAR) {
-            if !value.trim().is_empty() && value.trim() != "auto" {
-                return Ok((value.parse()?, fs_type));
+        let chosen = Coherence::from_env()?.unwrap_or_else(|| Coherence::for_fs_type(&fs_type));
+        Ok((chosen, fs_type))
+    }
+
+    /// The strategy [`COHERENCE_VAR`] asks for; `None` if it is unset, empty or `auto`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if it is not one of `none`, `flush`, `sync`, `auto`.
+    pub fn from_env() -> Result<Option<Coherence>> {
+        match std::env::var(COHERENCE_VAR) {
+            Ok(value) if !value.trim().is_empty() && value.trim() != "auto" => {
+                value.parse().map(Some)
             }
+            _ => Ok(None),
         }
-        Ok((Coherence::for_fs_type(&fs_type), fs_type))
     }
 
     /// The default strategy for a file system type as `/proc/self/mounts` names it (`ext4`,
