@@ -72,12 +72,12 @@
 # accesses, backends rma, nonatomic and mpiio (under --mca io romio321: ROMIO's atomic mode),
 # mixes writes (writes only) and mixed, at BRLOCK_BENCH_ATOMIC_RANKS (default "4 8") ranks with
 # BRLOCK_BENCH_ATOMIC_OPS accesses per rank (default 500; --quick 100), on local disk and on
-# GlusterFS through two clients. Writes atomic.jsonl, atomic.md and atomic.svg
+# GlusterFS through one client and through two. Writes atomic.jsonl, atomic.md and atomic.svg
 # (scripts/plot_io.py).
 # Sieve part (`brlock bench sieve`; BRLOCK_BENCH_SIEVE=0 skips it): strided writes of 64 B
 # blocks at stride 256 (4096 per rank, BRLOCK_BENCH_SIEVE_REPS repetitions, default 3), methods
 # sieve, pieces and mpiio (ROMIO, romio_ds_write=enable) at BRLOCK_BENCH_SIEVE_RANKS (default
-# "2 4") ranks, local disk and GlusterFS through two clients. Writes sieve.jsonl, sieve.md and
+# "2 4") ranks, local disk and GlusterFS through one client and through two. Writes sieve.jsonl, sieve.md and
 # sieve.svg. A failed read-back fails the script.
 #   BRLOCK_GLUSTER_*        passed to scripts/gluster.sh
 set -euo pipefail
@@ -713,7 +713,7 @@ else:
                 for mix in writes mixed; do
                     for backend in rma nonatomic mpiio; do
                         run_io atomic "$fs" "$clients" "$ranks" "$([[ $backend == mpiio ]] && echo 1 || echo 0)" \
-                            "atomic-$fs-$ranks-$mix-$backend" -- --backend "$backend" --mix "$mix" \
+                            "atomic-$fs-${clients}c-$ranks-$mix-$backend" -- --backend "$backend" --mix "$mix" \
                             --ops "$atomic_ops" "${where[@]}"
                     done
                 done
@@ -723,18 +723,20 @@ else:
             for ranks in "${sieve_ranks[@]}"; do
                 for method in sieve pieces mpiio; do
                     run_io sieve "$fs" "$clients" "$ranks" "$([[ $method == mpiio ]] && echo 1 || echo 0)" \
-                        "sieve-$fs-$ranks-$method" -- --method "$method" --block 64 --stride 256 \
+                        "sieve-$fs-${clients}c-$ranks-$method" -- --method "$method" --block 64 --stride 256 \
                         --count 4096 --reps "$sieve_reps" "${where[@]}"
                 done
             done
         fi
     }
 
-    # io_on_gluster MOUNT_A MOUNT_B: the GlusterFS runs, odd ranks through mount b.
+    # io_on_gluster MOUNT_A MOUNT_B: the GlusterFS runs, all ranks through mount a (one client:
+    # brlock does no coherence work), then odd ranks through mount b (two clients).
     # shellcheck disable=SC2317 # called through with_gluster
     io_on_gluster() {
         local ga=$1 gb=$2 sub=brlock-bench-io.$$
         mkdir -p "$ga/$sub"
+        io_runs gluster 1 "$ga/$sub/io1.dat"
         io_runs gluster 2 "$ga/$sub/io.dat" "$gb/$sub/io.dat"
         timeout -k 2 60 rm -rf "${ga:?}/$sub" || true
     }
