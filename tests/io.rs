@@ -336,3 +336,73 @@ fn one_rank_is_a_usage_error() {
         );
     }
 }
+
+/// An example program next to the test binaries (`cargo test` builds examples).
+fn example(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_brlock"))
+        .parent()
+        .expect("the binary has a directory")
+        .join("examples")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} not built (cargo test builds examples)",
+        path.display()
+    );
+    path
+}
+
+/// `examples/atomic_file.rs`: overlapping atomic writes, then one noncontiguous read. Every
+/// byte of the region must come from one whole block of some rank (a block is one letter).
+#[test]
+fn atomic_file_example_runs() {
+    let dir = local_dir("example-atomic");
+    let file = dir.join("a.dat");
+    let out = MpiRun::new(4)
+        .program(example("atomic_file"))
+        .arg(s(&file))
+        .timeout(TIMEOUT)
+        .run();
+    assert!(out.success(), "{}", out.failure_message());
+    for r in 0..4 {
+        let lines = out.rank_lines(r).join("\n");
+        assert!(
+            lines.contains(&format!("rank {r}: wrote")),
+            "{}",
+            out.describe()
+        );
+    }
+    let bytes = std::fs::read(&file).expect("read the example's file");
+    assert_eq!(bytes.len(), 2048 * 5);
+    // Every 2 KiB half-block is written by one or two ranks, each writing whole blocks: it
+    // holds one letter throughout.
+    for half in bytes.chunks(2048) {
+        assert!(half.iter().all(|&b| b == half[0] && b.is_ascii_lowercase()));
+    }
+}
+
+/// `examples/shared_append.rs`: independent appends never interleave, and the ordered append
+/// comes last, in rank order.
+#[test]
+fn shared_append_example_runs() {
+    let dir = local_dir("example-append");
+    let file = dir.join("log.txt");
+    let out = MpiRun::new(4)
+        .program(example("shared_append"))
+        .arg(s(&file))
+        .timeout(TIMEOUT)
+        .run();
+    assert!(out.success(), "{}", out.failure_message());
+    let text = std::fs::read_to_string(&file).expect("read the example's log");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 16, "{text}");
+    let mut records: Vec<&str> = lines[..12].to_vec();
+    records.sort_unstable();
+    let mut expected: Vec<String> = (0..4)
+        .flat_map(|r| (0..3).map(move |i| format!("rank {r}: record {i}")))
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(records, expected, "{text}");
+    let ordered: Vec<String> = (0..4).map(|r| format!("rank {r}: in rank order")).collect();
+    assert_eq!(lines[12..], ordered[..], "{text}");
+}
