@@ -352,18 +352,23 @@ fn example(name: &str) -> PathBuf {
     path
 }
 
-/// `examples/atomic_file.rs`: overlapping atomic writes, then one noncontiguous read. Every
-/// byte of the region must come from one whole block of some rank (a block is one letter).
-#[test]
-fn atomic_file_example_runs() {
-    let dir = local_dir("example-atomic");
-    let file = dir.join("a.dat");
+/// Runs example `name` on 4 ranks with a fresh local file named `file` as its argument.
+fn run_example(name: &str, file: &str) -> (RunOutput, PathBuf) {
+    let file = local_dir(&format!("example-{name}")).join(file);
     let out = MpiRun::new(4)
-        .program(example("atomic_file"))
+        .program(example(name))
         .arg(s(&file))
         .timeout(TIMEOUT)
         .run();
     assert!(out.success(), "{}", out.failure_message());
+    (out, file)
+}
+
+/// `examples/atomic_file.rs`: overlapping atomic writes, then one noncontiguous read. Every
+/// byte of the region must come from one whole block of some rank (a block is one letter).
+#[test]
+fn atomic_file_example_runs() {
+    let (out, file) = run_example("atomic_file", "a.dat");
     for r in 0..4 {
         let lines = out.rank_lines(r).join("\n");
         assert!(
@@ -385,14 +390,7 @@ fn atomic_file_example_runs() {
 /// comes last, in rank order.
 #[test]
 fn shared_append_example_runs() {
-    let dir = local_dir("example-append");
-    let file = dir.join("log.txt");
-    let out = MpiRun::new(4)
-        .program(example("shared_append"))
-        .arg(s(&file))
-        .timeout(TIMEOUT)
-        .run();
-    assert!(out.success(), "{}", out.failure_message());
+    let (_, file) = run_example("shared_append", "log.txt");
     let text = std::fs::read_to_string(&file).expect("read the example's log");
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 16, "{text}");
