@@ -782,5 +782,9 @@ fi
 runs=$(grep -c . "$out/lock.jsonl" || true)
 nfail=0
 [[ -f "$out/failures.jsonl" ]] && nfail=$(grep -c . "$out/failures.jsonl" || true)
-echo "$PROG: $runs of $total configurations measured, $nfail failures, in $(fmt_time "$duration"); results: $out (summary.md, lock.csv, *.svg)" >&2
+if [[ -n "${BRLOCK_BENCH_ONLY:-}" ]]; then
+    echo "$PROG: the ${BRLOCK_BENCH_ONLY} part, $nfail failures, in $(fmt_time "$duration"); results: $out (${BRLOCK_BENCH_ONLY}.md, ${BRLOCK_BENCH_ONLY}.jsonl, ${BRLOCK_BENCH_ONLY}.svg)" >&2
+else
+    echo "$PROG: $runs of $total configurations measured, $nfail failures, in $(fmt_time "$duration"); results: $out (summary.md, lock.csv, *.svg)" >&2
+fi
 exit "$failed"
