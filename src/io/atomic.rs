@@ -144,8 +144,11 @@ impl<L: RangeLock> AtomicFile<L> {
             op: "stat",
             path: shown.clone(),
             source,
-        })?;
-        let clients = count_clients(&comm, client_id(&meta));
+        });
+        // Collective, so it runs on every rank before a failed stat is reported (a rank that
+        // left early would leave the others waiting in the gather).
+        let clients = count_clients(&comm, meta.as_ref().map_or(0, client_id));
+        agree(&comm, "stat", Some(meta))?;
         let fs_type = super::coherence::fs_type(path).unwrap_or_else(|| "unknown".into());
         let coherence = match options.coherence {
             Some(c) => c,
