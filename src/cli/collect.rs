@@ -293,7 +293,7 @@ fn pick<'a>(odd: bool, main: &'a Path, alt: Option<&'a PathBuf>) -> &'a Path {
 /// A failure while opening the files, which every rank sees at the same point: the rank that
 /// failed reports it (rank 0 always reports), and every rank exits with status 1.
 fn setup_failed(rt: &Runtime, e: &Error) -> ExitCode {
-    let remote = e.to_string().contains("(see its message)");
+    let remote = matches!(e, Error::PeerFailed { .. });
     if rt.rank() == 0 || !remote {
         report_error(rt, e);
     }

@@ -46,6 +46,7 @@ use mpi::point_to_point::Source;
 use mpi::topology::{Communicator, Rank};
 
 use crate::error::{Error, Result};
+use crate::io::agree_result;
 use crate::sys::{LockKind, Op, OwnedComm, Window};
 
 /// Rank that holds the shared file pointer.
@@ -95,8 +96,8 @@ impl AppendFile {
     /// file through another mount. The outcome is the same on every rank.
     ///
     /// # Errors
-    /// [`Error::Io`] if a rank cannot create or open the file (on the other ranks the error
-    /// names the failing rank); MPI errors.
+    /// [`Error::Io`] on a rank that cannot create or open the file, [`Error::PeerFailed`]
+    /// naming it on the others; MPI errors.
     pub fn open(comm: &impl Communicator, path: &Path, opts: &AppendOptions) -> Result<Self> {
         let comm = OwnedComm::duplicate(comm)?;
         let rank = comm.rank();
@@ -117,15 +118,17 @@ impl AppendFile {
             .broadcast_into(&mut start[..]);
         let file = match home_file {
             Some(r) => r.map(|(f, _)| f),
-            None if start[1] == 0 => Err(remote_failure("open", &path, HOME)),
+            None if start[1] == 0 => Err(Error::PeerFailed {
+                op: "open",
+                ranks: HOME.to_string(),
+            }),
             None => OpenOptions::new()
                 .write(true)
                 .read(true)
                 .open(&path)
                 .map_err(|source| io_err("open", &path, source)),
         };
-        agree(&comm, file.is_ok(), "open", &path)?;
-        let file = file?;
+        let file = agree_result(comm.comm(), "open", file)?;
         let window = Window::allocate(comm.comm(), if rank == HOME { 1 } else { 0 })?;
         if rank == HOME {
             let init = [start[0]];
@@ -208,8 +211,8 @@ impl AppendFile {
     /// order, and returns this rank's offset. Ranks may pass 0. See the module documentation.
     ///
     /// # Errors
-    /// MPI errors, and [`Error::InvalidArgument`] if the file would pass 2^64 bytes, reported
-    /// on every rank.
+    /// MPI errors, and [`Error::InvalidArgument`] if the file would pass 2^64 bytes, on the
+    /// last rank (which reserves the block; [`Error::PeerFailed`] naming it on the others).
     pub fn reserve_ordered(&mut self, len: u64) -> Result<u64> {
         let comm = self.comm.comm();
         let (rank, size) = (self.comm.rank(), self.comm.size());
@@ -245,9 +248,10 @@ impl AppendFile {
             return Err(e);
         }
         if base[1] == 0 {
-            return Err(Error::InvalidArgument(format!(
-                "rank {last} could not reserve the ordered block (see its message)"
-            )));
+            return Err(Error::PeerFailed {
+                op: "reserving the ordered block",
+                ranks: last.to_string(),
+            });
         }
         let offset = base[0]
             .checked_add(before)
@@ -316,8 +320,8 @@ impl AppendFile {
     /// error on any rank, all ranks' appends are durable.
     ///
     /// # Errors
-    /// [`Error::Io`] if a rank's sync failed (on the other ranks the error names it); MPI
-    /// errors.
+    /// [`Error::Io`] on a rank whose sync failed, [`Error::PeerFailed`] naming it on the
+    /// others; MPI errors.
     pub fn close(self) -> Result<u64> {
         let rank = self.comm.rank();
         let mut synced = self.sync();
@@ -333,8 +337,7 @@ impl AppendFile {
                 }
             }
         }
-        agree(&self.comm, synced.is_ok(), "sync", &self.path)?;
-        synced?;
+        agree_result(self.comm.comm(), "sync", synced)?;
         // Every rank's appends are finished (they synced before the agreement above).
         let mut end = [0u64];
         if rank == HOME {
@@ -379,26 +382,6 @@ fn open_home(path: &Path, truncate: bool) -> Result<(File, u64)> {
 
 /// Collective: fails on every rank if `ok` is false on some rank, naming the lowest such rank
 /// on the others (the failing rank returns its own error).
-fn agree(comm: &OwnedComm, ok: bool, op: &'static str, path: &Path) -> Result<()> {
-    let size = comm.size();
-    let mine: Rank = if ok { size } else { comm.rank() };
-    let mut first_bad: Rank = 0;
-    comm.comm()
-        .all_reduce_into(&mine, &mut first_bad, SystemOperation::min());
-    if first_bad == size || !ok {
-        return Ok(());
-    }
-    Err(remote_failure(op, path, first_bad))
-}
-
-fn remote_failure(op: &'static str, path: &Path, rank: Rank) -> Error {
-    io_err(
-        op,
-        path,
-        std::io::Error::other(format!("failed on rank {rank} (see its message)")),
-    )
-}
-
 fn io_err(op: &'static str, path: &Path, source: std::io::Error) -> Error {
     Error::Io {
         op,

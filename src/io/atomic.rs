@@ -27,6 +27,7 @@ use super::coherence::Coherence;
 use super::pieces::Pieces;
 use super::sieve::{self, Access, Method, SieveConfig, Stats};
 use super::ParallelFile;
+use super::{agree_outcome, agree_result};
 use crate::error::{Error, Result};
 use crate::lock::{NoLock, RangeLock};
 use crate::range::{ByteRange, LockMode};
@@ -132,9 +133,9 @@ impl<L: RangeLock> AtomicFile<L> {
         // Rank 0 creates the file before anyone else opens it: concurrent creates through
         // different clients of a distributed file system race.
         let first = (comm.rank() == 0).then(|| open_file(path, options.create));
-        let first = agree(&comm, "open", first)?;
+        let first = agree_outcome(comm.comm(), "open", first)?;
         let rest = first.is_none().then(|| open_file(path, false));
-        let rest = agree(&comm, "open", rest)?;
+        let rest = agree_outcome(comm.comm(), "open", rest)?;
         let file = first
             .or(rest)
             .ok_or_else(|| Error::InvalidArgument("open produced no file".into()))?;
@@ -148,7 +149,7 @@ impl<L: RangeLock> AtomicFile<L> {
         // Collective, so it runs on every rank before a failed stat is reported (a rank that
         // left early would leave the others waiting in the gather).
         let clients = count_clients(&comm, meta.as_ref().map_or(0, client_id));
-        agree(&comm, "stat", Some(meta))?;
+        agree_result(comm.comm(), "stat", meta)?;
         let fs_type = super::coherence::fs_type(path).unwrap_or_else(|| "unknown".into());
         let coherence = match options.coherence {
             Some(c) => c,
@@ -396,39 +397,6 @@ fn count_clients(comm: &OwnedComm, mine: u64) -> usize {
     all.sort_unstable();
     all.dedup();
     all.len()
-}
-
-/// Every rank's flag, gathered on every rank.
-fn all_flags(comm: &OwnedComm, flag: bool) -> Vec<bool> {
-    let mut all = vec![0i32; usize::try_from(comm.size()).unwrap_or(0)];
-    comm.comm().all_gather_into(&i32::from(flag), &mut all[..]);
-    all.into_iter().map(|f| f != 0).collect()
-}
-
-/// Ranks whose flag is true, as "1, 3".
-fn rank_list(flags: impl Iterator<Item = bool>) -> String {
-    flags
-        .enumerate()
-        .filter(|&(_, f)| f)
-        .map(|(r, _)| r.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Collective: every rank learns whether some rank's `outcome` is an error. A rank that failed
-/// returns its own error, the others [`Error::PeerFailed`]; `None` means "took no part".
-fn agree<T>(comm: &OwnedComm, op: &'static str, outcome: Option<Result<T>>) -> Result<Option<T>> {
-    let failed = matches!(outcome, Some(Err(_)));
-    let flags = all_flags(comm, failed);
-    match outcome {
-        Some(Err(e)) => Err(e),
-        _ if flags.iter().any(|&f| f) => Err(Error::PeerFailed {
-            op,
-            ranks: rank_list(flags.into_iter()),
-        }),
-        Some(Ok(v)) => Ok(Some(v)),
-        None => Ok(None),
-    }
 }
 
 fn read_exact_at(file: &File, path: &str, offset: u64, buf: &mut [u8]) -> Result<()> {

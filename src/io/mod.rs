@@ -26,7 +26,7 @@ pub mod sieve;
 
 pub use atomic::{AtomicFile, OpenOptions};
 pub use coherence::Coherence;
-pub(crate) use collective::agree_on_flag;
+pub(crate) use collective::{agree_on_flag, agree_outcome, agree_result};
 pub use pieces::{Piece, Pieces};
 
 use crate::error::Result;
