@@ -312,12 +312,12 @@ impl<L: RangeLock> ParallelFile for AtomicFile<L> {
         let stats = if self.atomic || plan.method == Method::Sieve {
             self.locked(extent, LockMode::Exclusive, |file, path, coherence| {
                 coherence.invalidate(file, path, extent.start(), extent.len())?;
-                let stats = sieve::write(file, path, pieces, data, &cfg)?;
+                let stats = sieve::write_planned(file, path, pieces, data, &cfg, &plan)?;
                 coherence.flush(file, path)?;
                 Ok(stats)
             })?
         } else {
-            sieve::write(&self.file, &self.path, pieces, data, &cfg)?
+            sieve::write_planned(&self.file, &self.path, pieces, data, &cfg, &plan)?
         };
         self.last = Some(stats);
         Ok(())

@@ -412,6 +412,24 @@ pub fn write(
     write_impl(file, path, pieces, data, cfg, false)
 }
 
+/// [`write()`] with the method already decided: `plan` is [`plan`]`(pieces,
+/// cfg.write_buffer, cfg.write, Access::Write)`, made by a caller that needs the decision
+/// first (to choose its lock) and should not pay for it, or log it, twice.
+///
+/// # Errors
+/// As [`write()`].
+pub fn write_planned(
+    file: &File,
+    path: &str,
+    pieces: &Pieces,
+    data: &[u8],
+    cfg: &SieveConfig,
+    plan: &Plan,
+) -> Result<Stats> {
+    cfg.validate()?;
+    write_with(file, path, pieces, data, cfg, plan, false)
+}
+
 /// [`write()`], with a fault for the tests' negative control: `fill_to_window_end` writes each
 /// window back to `start + write_buffer`, fill bytes included, as a careless sieve would.
 fn write_impl(
@@ -423,10 +441,23 @@ fn write_impl(
     fill_to_window_end: bool,
 ) -> Result<Stats> {
     cfg.validate()?;
+    let plan = plan(pieces, cfg.write_buffer, cfg.write, Access::Write);
+    write_with(file, path, pieces, data, cfg, &plan, fill_to_window_end)
+}
+
+/// The write itself, by the method `plan` chose; `cfg` is valid.
+fn write_with(
+    file: &File,
+    path: &str,
+    pieces: &Pieces,
+    data: &[u8],
+    cfg: &SieveConfig,
+    plan: &Plan,
+    fill_to_window_end: bool,
+) -> Result<Stats> {
     pieces.check_buffer(data.len())?;
     let runs = runs(pieces);
-    let plan = plan(pieces, cfg.write_buffer, cfg.write, Access::Write);
-    let mut stats = Stats::new(&plan);
+    let mut stats = Stats::new(plan);
     if plan.method == Method::Pieces {
         for run in &runs {
             write_all(file, path, run.offset, &data[run.span()], &mut stats)?;
