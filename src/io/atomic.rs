@@ -333,25 +333,12 @@ impl<L: RangeLock> ParallelFile for AtomicFile<L> {
     }
 
     fn sync(&mut self) -> Result<()> {
-        let io = |op, source| Error::Io {
-            op,
+        self.file.sync_data().map_err(|source| Error::Io {
+            op: "fdatasync",
             path: self.path.clone(),
             source,
-        };
-        self.file.sync_data().map_err(|e| io("fdatasync", e))?;
-        if self.coherence != Coherence::None {
-            // Offset 0, length 0: the whole file.
-            nix::fcntl::posix_fadvise(
-                &self.file,
-                0,
-                0,
-                nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-            )
-            .map_err(|e| io("posix_fadvise(DONTNEED)", e.into()))?;
-            crate::sys::refresh_size(&self.file)
-                .map_err(|e| io("statx (refresh the file size)", e))?;
-        }
-        Ok(())
+        })?;
+        self.coherence.invalidate_file(&self.file, &self.path)
     }
 }
 

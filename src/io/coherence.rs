@@ -117,21 +117,19 @@ impl Coherence {
             .saturating_add(len)
             .saturating_add(INVALIDATE_ALIGN - 1)
             & !(INVALIDATE_ALIGN - 1);
-        let (off, len) = (to_off(start), to_off(end - start));
-        posix_fadvise(file, off, len, PosixFadviseAdvice::POSIX_FADV_DONTNEED).map_err(|e| {
-            Error::Io {
-                op: "posix_fadvise(DONTNEED)",
-                path: path.to_string(),
-                source: e.into(),
-            }
-        })?;
-        crate::sys::refresh_size(file)
-            .map(drop)
-            .map_err(|source| Error::Io {
-                op: "statx (refresh the file size)",
-                path: path.to_string(),
-                source,
-            })
+        drop_cached(file, path, to_off(start), to_off(end - start))
+    }
+
+    /// Like [`Coherence::invalidate`], for the whole file (`sync`'s second half).
+    ///
+    /// # Errors
+    /// As [`Coherence::invalidate`].
+    pub fn invalidate_file(self, file: &File, path: &str) -> Result<()> {
+        if self == Coherence::None {
+            return Ok(());
+        }
+        // Offset 0, length 0: the whole file.
+        drop_cached(file, path, 0, 0)
     }
 
     /// Called after writing and before releasing an exclusive lock: makes the written bytes
@@ -181,6 +179,21 @@ impl FromStr for Coherence {
             ))),
         }
     }
+}
+
+/// Drops the client's cached pages of `[off, off + len)` (`len` 0: to the end of the file)
+/// and asks the server for the file's size.
+fn drop_cached(file: &File, path: &str, off: i64, len: i64) -> Result<()> {
+    let io = |op, source| Error::Io {
+        op,
+        path: path.to_string(),
+        source,
+    };
+    posix_fadvise(file, off, len, PosixFadviseAdvice::POSIX_FADV_DONTNEED)
+        .map_err(|e| io("posix_fadvise(DONTNEED)", e.into()))?;
+    crate::sys::refresh_size(file)
+        .map(drop)
+        .map_err(|e| io("statx (refresh the file size)", e))
 }
 
 /// Offsets and lengths come from validated ranges (at most `i64::MAX`).
