@@ -10,8 +10,8 @@
 //!   distributed file systems);
 //! * `mpiio`: the MPI library's MPI-IO in atomic mode (ROMIO under `--mca io romio321`,
 //!   which takes fcntl locks; Open MPI 4's default ompio ignores atomic mode);
-//! * `nonatomic` (alias `none`): [`AtomicFile`] with atomic mode off: plain positional I/O,
-//!   no lock, no coherence work. The floor the atomic backends are measured against.
+//! * `nonatomic` (alias `none`): [`AtomicFile`] with atomic mode and write sieving off: plain
+//!   positional I/O, no lock, no coherence work. The floor the atomic backends are measured against.
 //!
 //! The timed phase runs between barriers. Per-rank latency (`us_per_op`) is the phase's wall
 //! time divided by the accesses of one rank; `write_us` and `read_us` are the means of the
@@ -34,6 +34,7 @@ use serde::Serialize;
 
 use super::check_atomicity::{lay_out, open_backend, AtomicBackend, Opened};
 use super::{emit, emit_json, library_summary, requested_osc};
+use brlock::io::sieve::SievePolicy;
 use brlock::io::{Coherence, OpenOptions};
 use brlock::runtime::Runtime;
 use brlock::workload::Rng;
@@ -138,11 +139,16 @@ pub fn run(rt: &Runtime, args: &AtomicBenchArgs) -> Result<ExitCode> {
     };
     let shared = SharedFile::resolve(rt, args.file.as_deref(), "atomic")?;
     let path = shared.path_for(rt.rank(), args.alt_file.as_deref());
-    let options = OpenOptions {
+    let mut options = OpenOptions {
         coherence: args.coherence,
         ..OpenOptions::default()
     };
     let atomic = args.backend != AtomicBackend::None;
+    if !atomic {
+        // The floor: plain positional writes. Without write sieving no rank rewrites gaps,
+        // so plain writes need no lock (see `AtomicFile::write_at`).
+        options.sieve.write = SievePolicy::Never;
+    }
     let Opened {
         mut file,
         fs_type,

@@ -32,7 +32,7 @@ use super::{emit, emit_json, library_summary, report_error, requested_osc};
 use brlock::io::coherence::fs_type;
 use brlock::io::mpiio::MpiIoFile;
 use brlock::io::sieve::SievePolicy;
-use brlock::io::{AtomicFile, Coherence, OpenOptions, ParallelFile, Pieces};
+use brlock::io::{AtomicFile, Coherence, FileFault, OpenOptions, ParallelFile, Pieces};
 use brlock::runtime::Runtime;
 use brlock::{Error, Result};
 
@@ -76,6 +76,15 @@ pub struct NoncontigCheckArgs {
     /// Coherence strategy (default: chosen from the file system type).
     #[arg(long, value_enum)]
     pub coherence: Option<Coherence>,
+    /// Odd ranks write their ints one by one (plain contiguous writes, no sieving) while even
+    /// ranks sieve: a plain write that lands in a peer's window between its read and
+    /// write-back must not be erased.
+    #[arg(long)]
+    pub plain_odd: bool,
+    /// Negative control of --plain-odd (backend rma): plain writes take no lock, so sieved
+    /// write-backs erase some of them and the check must fail.
+    #[arg(long, hide = true)]
+    pub unsafe_unlocked_plain_writes: bool,
     /// Print one JSON object (on rank 0) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -89,6 +98,8 @@ struct Report {
     ints: u64,
     iters: u64,
     sieve_buffer: usize,
+    plain_odd: bool,
+    unsafe_unlocked_plain_writes: bool,
     file: String,
     alt_file: Option<String>,
     fs_type: String,
@@ -156,11 +167,20 @@ pub fn run(rt: &Runtime, args: &NoncontigCheckArgs) -> Result<ExitCode> {
     };
     options.sieve.write_buffer = args.sieve_buffer;
     options.sieve.write = SievePolicy::Always;
+    if args.unsafe_unlocked_plain_writes {
+        if !args.plain_odd || args.backend != NoncontigBackend::Rma {
+            return Err(Error::InvalidArgument(
+                "--unsafe-unlocked-plain-writes needs --plain-odd and --backend rma".into(),
+            ));
+        }
+        options.fault = Some(FileFault::UnlockedPlainWrites);
+    }
+    let plain = args.plain_odd && rt.rank() % 2 == 1;
     let world = rt.world();
     let outcome = match args.backend {
         NoncontigBackend::Rma => {
             let mut file = AtomicFile::open(world, &path, &options)?;
-            let mut outcome = exercise(rt, &mut file, &layout)?;
+            let mut outcome = exercise(rt, &mut file, &layout, plain)?;
             outcome.fs_type = file.fs_type().to_string();
             outcome.coherence = Some(file.coherence());
             outcome.windows_per_write = file.last_noncontig().map_or(0, |s| s.windows);
@@ -169,7 +189,7 @@ pub fn run(rt: &Runtime, args: &NoncontigCheckArgs) -> Result<ExitCode> {
         }
         NoncontigBackend::None => {
             let mut file = AtomicFile::open_unlocked(world, &path, &options)?;
-            let mut outcome = exercise(rt, &mut file, &layout)?;
+            let mut outcome = exercise(rt, &mut file, &layout, plain)?;
             outcome.fs_type = file.fs_type().to_string();
             outcome.windows_per_write = file.last_noncontig().map_or(0, |s| s.windows);
             file.close()?;
@@ -182,7 +202,7 @@ pub fn run(rt: &Runtime, args: &NoncontigCheckArgs) -> Result<ExitCode> {
                 ("ind_wr_buffer_size", buffer.as_str()),
             ];
             let mut file = MpiIoFile::open(world, &path, &hints)?;
-            let mut outcome = exercise(rt, &mut file, &layout)?;
+            let mut outcome = exercise(rt, &mut file, &layout, plain)?;
             outcome.fs_type = fs_type(&path).unwrap_or_else(|| "unknown".into());
             outcome.io_component = Some(file.implementation().to_string());
             file.close()?;
@@ -203,6 +223,8 @@ pub fn run(rt: &Runtime, args: &NoncontigCheckArgs) -> Result<ExitCode> {
         ints: args.ints,
         iters: args.iters,
         sieve_buffer: args.sieve_buffer,
+        plain_odd: args.plain_odd,
+        unsafe_unlocked_plain_writes: args.unsafe_unlocked_plain_writes,
         file: args.file.display().to_string(),
         alt_file: args.alt_file.as_ref().map(|p| p.display().to_string()),
         fs_type: outcome.fs_type,
@@ -249,9 +271,15 @@ pub fn run(rt: &Runtime, args: &NoncontigCheckArgs) -> Result<ExitCode> {
     })
 }
 
-/// Lays the file out, runs the iterations and reads everything back. The caller fills in
+/// Lays the file out, runs the iterations and reads everything back; `plain`: this rank
+/// writes its ints one by one instead of in one noncontiguous write. The caller fills in
 /// what it knows about the backend (file system, coherence, windows).
-fn exercise(rt: &Runtime, file: &mut dyn ParallelFile, layout: &Layout) -> Result<Outcome> {
+fn exercise(
+    rt: &Runtime,
+    file: &mut dyn ParallelFile,
+    layout: &Layout,
+    plain: bool,
+) -> Result<Outcome> {
     let world = rt.world();
     let rank = rt.rank();
     if rank == 0 {
@@ -269,9 +297,17 @@ fn exercise(rt: &Runtime, file: &mut dyn ParallelFile, layout: &Layout) -> Resul
             .collect();
         // Collective (a file view for MPI-IO, nothing for the others); then every iteration
         // starts together: the windows of different ranks must overlap in time.
-        file.prepare_pieces(&pieces)?;
-        world.barrier();
-        file.write_pieces(&pieces, &data)?;
+        if plain {
+            file.prepare_pieces(&Pieces::default())?;
+            world.barrier();
+            for (piece, int) in pieces.iter().zip(data.chunks_exact(4)) {
+                file.write_at(piece.offset, int)?;
+            }
+        } else {
+            file.prepare_pieces(&pieces)?;
+            world.barrier();
+            file.write_pieces(&pieces, &data)?;
+        }
     }
     world.barrier();
     let seconds = started.elapsed().as_secs_f64();

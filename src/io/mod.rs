@@ -24,7 +24,7 @@ pub mod mpiio;
 pub mod pieces;
 pub mod sieve;
 
-pub use atomic::{AtomicFile, OpenOptions};
+pub use atomic::{AtomicFile, FileFault, OpenOptions};
 pub use coherence::Coherence;
 pub(crate) use collective::{agree_on_flag, agree_outcome, agree_result};
 pub use pieces::{Piece, Pieces};

@@ -8,8 +8,11 @@
 //!
 //! Everything here is plain positional I/O on a [`File`]: no locks, no MPI. A sieved write
 //! rewrites the gaps between the pieces with the bytes it just read, so it is only correct if
-//! nobody else writes the window in between: the caller must hold an exclusive lock on the
-//! access's whole extent for the whole call. `docs/sieving.md` describes the design and the
+//! nobody else writes the window in between. [`write()`] leaves that to the caller, who must
+//! hold an exclusive lock on the access's whole extent for the whole call;
+//! [`write_planned`] instead runs each window's read-modify-write inside a [`WindowGuard`],
+//! so a caller can lock one window at a time (as outside atomic mode, where only the
+//! read-modify-write needs protecting). `docs/sieving.md` describes the design and the
 //! measurements.
 //!
 //! The result of a sieved write is byte for byte (content and length) what writing the pieces
@@ -412,12 +415,50 @@ pub fn write(
     write_impl(file, path, pieces, data, cfg, false)
 }
 
-/// [`write()`] with the method already decided: `plan` is [`plan`]`(pieces,
-/// cfg.write_buffer, cfg.write, Access::Write)`, made by a caller that needs the decision
-/// first (to choose its lock) and should not pay for it, or log it, twice.
+/// What protects each write of a sieved write ([`write_planned`]).
+pub trait WindowGuard {
+    /// Runs `io`, one write of the file bytes `[start, end)`, holding whatever makes it safe,
+    /// and returns its result. `rmw` says whether `io` is a window's read-modify-write (it
+    /// reads the window, patches the pieces in and writes the window back, gaps included) or
+    /// a plain write of one run (alone in its window, or piece by piece), which rewrites no
+    /// byte it was not given but can still land in a peer's window between that peer's read
+    /// and write-back.
+    ///
+    /// # Errors
+    /// `io`'s error, or the guard's own (a lock that could not be taken or released).
+    fn around(
+        &mut self,
+        start: u64,
+        end: u64,
+        rmw: bool,
+        io: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<()>;
+}
+
+/// The guard of a caller that already holds an exclusive lock on the access's whole extent:
+/// it runs each read-modify-write as it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExtentHeld;
+
+impl WindowGuard for ExtentHeld {
+    fn around(
+        &mut self,
+        _: u64,
+        _: u64,
+        _: bool,
+        io: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<()> {
+        io()
+    }
+}
+
+/// [`write()`] with the method already decided, and each window's read-modify-write run
+/// inside `guard`. `plan` is [`plan`]`(pieces, cfg.write_buffer, cfg.write, Access::Write)`,
+/// made by a caller that needs the decision first (to choose its lock) and should not pay for
+/// it, or log it, twice. With [`ExtentHeld`] this is [`write()`].
 ///
 /// # Errors
-/// As [`write()`].
+/// As [`write()`], and the guard's errors.
 pub fn write_planned(
     file: &File,
     path: &str,
@@ -425,9 +466,10 @@ pub fn write_planned(
     data: &[u8],
     cfg: &SieveConfig,
     plan: &Plan,
+    guard: &mut dyn WindowGuard,
 ) -> Result<Stats> {
     cfg.validate()?;
-    write_with(file, path, pieces, data, cfg, plan, false)
+    write_with(file, path, pieces, data, cfg, plan, false, guard)
 }
 
 /// [`write()`], with a fault for the tests' negative control: `fill_to_window_end` writes each
@@ -442,10 +484,21 @@ fn write_impl(
 ) -> Result<Stats> {
     cfg.validate()?;
     let plan = plan(pieces, cfg.write_buffer, cfg.write, Access::Write);
-    write_with(file, path, pieces, data, cfg, &plan, fill_to_window_end)
+    write_with(
+        file,
+        path,
+        pieces,
+        data,
+        cfg,
+        &plan,
+        fill_to_window_end,
+        &mut ExtentHeld,
+    )
 }
 
-/// The write itself, by the method `plan` chose; `cfg` is valid.
+/// The write itself, by the method `plan` chose, each window's read-modify-write inside
+/// `guard`; `cfg` is valid.
+#[allow(clippy::too_many_arguments)]
 fn write_with(
     file: &File,
     path: &str,
@@ -454,13 +507,16 @@ fn write_with(
     cfg: &SieveConfig,
     plan: &Plan,
     fill_to_window_end: bool,
+    guard: &mut dyn WindowGuard,
 ) -> Result<Stats> {
     pieces.check_buffer(data.len())?;
     let runs = runs(pieces);
     let mut stats = Stats::new(plan);
     if plan.method == Method::Pieces {
         for run in &runs {
-            write_all(file, path, run.offset, &data[run.span()], &mut stats)?;
+            guard.around(run.offset, run.end(), false, &mut || {
+                write_all(file, path, run.offset, &data[run.span()], &mut stats)
+            })?;
         }
         return Ok(stats);
     }
@@ -469,7 +525,9 @@ fn write_with(
     for w in &windows {
         let group = &runs[w.first..w.first + w.count];
         if let [run] = group {
-            write_all(file, path, run.offset, &data[run.span()], &mut stats)?;
+            guard.around(run.offset, run.end(), false, &mut || {
+                write_all(file, path, run.offset, &data[run.span()], &mut stats)
+            })?;
             continue;
         }
         let end = if fill_to_window_end {
@@ -480,15 +538,17 @@ fn write_with(
         // At most `write_buffer` bytes: a window of several runs never spans more.
         let len = (end - w.start) as usize;
         scratch.resize(len, 0);
-        let window = &mut scratch[..len];
-        let got = read_full(file, path, w.start, window, &mut stats)?;
-        // Past the end of file: zeros, as the holes piece-by-piece writes leave behind.
-        window[got..].fill(0);
-        for run in group {
-            let at = (run.offset - w.start) as usize;
-            window[at..at + run.len as usize].copy_from_slice(&data[run.span()]);
-        }
-        write_all(file, path, w.start, window, &mut stats)?;
+        guard.around(w.start, end, true, &mut || {
+            let window = &mut scratch[..len];
+            let got = read_full(file, path, w.start, window, &mut stats)?;
+            // Past the end of file: zeros, as the holes piece-by-piece writes leave behind.
+            window[got..].fill(0);
+            for run in group {
+                let at = (run.offset - w.start) as usize;
+                window[at..at + run.len as usize].copy_from_slice(&data[run.span()]);
+            }
+            write_all(file, path, w.start, window, &mut stats)
+        })?;
         stats.windows += 1;
     }
     Ok(stats)
