@@ -63,7 +63,7 @@ run() {
         echo "  (exit status non-zero: $log)" >&2
         [ "${MAY_FAIL:-0}" = 1 ] || failed=1
     fi
-    python3 - "$part" "$clients" "$rep" <"$log.out" >>"$jsonl" <<'EOF' || failed=1
+    python3 -c '
 import json, sys
 part, clients, rep = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 for line in sys.stdin:
@@ -74,8 +74,8 @@ for line in sys.stdin:
         print(json.dumps(d))
         break
 else:
-    sys.exit("no JSON")
-EOF
+    sys.exit("no JSON in " + sys.argv[4])
+' "$part" "$clients" "$rep" "$log.out" <"$log.out" >>"$jsonl" || failed=1
 }
 
 files() { # CLIENTS NAME -> --file/--alt-file arguments
