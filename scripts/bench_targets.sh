@@ -2,9 +2,11 @@
 # The benchmark targets of the I/O layers, repeated: the configurations the issues name, each
 # run --reps times (default 5) back to back with its competitors, reported as medians.
 #
-# Usage: scripts/bench_targets.sh [--reps N] [--out DIR]
-#   --reps N    runs of every configuration (default 5)
-#   --out DIR   results folder (default results/targets-<UTC timestamp>)
+# Usage: scripts/bench_targets.sh [--reps N] [--parts LIST] [--clients LIST] [--out DIR]
+#   --reps N        runs of every configuration (default 5)
+#   --parts LIST    comma-separated subset of atomic,sieve,append (default all three)
+#   --clients LIST  comma-separated subset of 1,2 (default both)
+#   --out DIR       results folder (default results/targets-<UTC timestamp>)
 #
 # On GlusterFS (`scripts/gluster.sh up`; through one client, mount a, and through two, odd
 # ranks on mount b), Open MPI with osc $BRLOCK_BENCH_OSC (default sm):
@@ -23,10 +25,14 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 reps=5
+parts=atomic,sieve,append
+client_list=1,2
 out=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --reps) reps=$2; shift 2 ;;
+    --parts) parts=$2; shift 2 ;;
+    --clients) client_list=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     *) echo "bench_targets.sh: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -78,14 +84,18 @@ else:
 ' "$part" "$clients" "$rep" "$log.out" <"$log.out" >>"$jsonl" || failed=1
 }
 
+want() { # PART -> whether --parts names it
+    case ",$parts," in *",$1,"*) return 0 ;; *) return 1 ;; esac
+}
+
 files() { # CLIENTS NAME -> --file/--alt-file arguments
     if [ "$1" = 1 ]; then echo "--file $a/$2"; else echo "--file $a/$2 --alt-file $b/$2"; fi
 }
 
 for rep in $(seq 1 "$reps"); do
     echo "repetition $rep of $reps"
-    for clients in 1 2; do
-        for ranks in 4 8; do
+    for clients in ${client_list//,/ }; do
+        want atomic && for ranks in 4 8; do
             for backend in rma nonatomic mpiio; do
                 extra=""
                 [ $backend = mpiio ] && extra="--mca io romio321"
@@ -94,7 +104,7 @@ for rep in $(seq 1 "$reps"); do
                     --mix writes --ops 500 $(files $clients targets-atomic.dat)
             done
         done
-        for ranks in 2 4; do
+        want sieve && for ranks in 2 4; do
             for method in sieve mpiio; do
                 # shellcheck disable=SC2046
                 run sieve $clients "$rep" "$ranks" "--mca io romio321" -- bench sieve \
@@ -107,7 +117,7 @@ for rep in $(seq 1 "$reps"); do
                     --stride 256 --count 4096 --reps 3 $(files $clients targets-sieve.dat)
             fi
         done
-        for method in rma flock; do
+        want append && for method in rma flock; do
             dirs="--dir $a"
             [ $clients = 2 ] && dirs="--dir $a --alt-dir $b"
             may_fail=0
