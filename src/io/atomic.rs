@@ -416,11 +416,11 @@ fn with_lock<L: RangeLock, R>(
 }
 
 /// A noncontiguous write's protection outside atomic mode, one write at a time: an exclusive
-/// lock on each window's read-modify-write, with the coherence work around it (drop the cached
-/// copy before reading, push the written window to the server before releasing), so a peer's
-/// read-modify-write, through any client, starts from these bytes; and, when
-/// `plain_writes`, the same lock (and push) around each plain write of a run, which could
-/// otherwise land in a peer's window between its read and write-back.
+/// lock on each window's read-modify-write (used with one coherent cache only: through client
+/// caches a sieved write holds its whole extent, see `write_pieces`); and, when
+/// `plain_writes`, the same lock around each plain write of a run, which could otherwise land
+/// in a peer's window between its read and write-back, with the written bytes pushed to the
+/// server before the release.
 struct WindowLock<'a, L> {
     lock: &'a mut L,
     file: &'a File,
