@@ -28,7 +28,7 @@ use mpi::collective::{CommunicatorCollectives, SystemOperation};
 use mpi::topology::Communicator;
 use serde::Serialize;
 
-use super::{emit, emit_json, library_summary, report_error, requested_osc};
+use super::{emit, emit_json, library_summary, or_abort, report_error, requested_osc};
 use brlock::io::mpiio::MpiIoFile;
 use brlock::io::{AtomicFile, Coherence, OpenOptions, ParallelFile, Pieces};
 use brlock::runtime::Runtime;
@@ -282,11 +282,14 @@ pub fn run(rt: &Runtime, args: &AtomicityCheckArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let mut tally = Tally::default();
     let mut buf = vec![0u8; layout.access_bytes()];
+    // A rank whose access fails cannot tell the others, who are waiting for it in the lock or
+    // in the barrier below: it reports and ends the job (returning would first free the
+    // window, a collective call the others never join).
     if rt.rank() == 0 {
         for k in 1..=args.iters {
             let value = i32::try_from(k).unwrap_or(i32::MAX);
             let data = layout.fill(value);
-            layout.write(file.as_mut(), &data)?;
+            or_abort(rt, layout.write(file.as_mut(), &data))?;
             // Announce version k only after the write (and its lock) is done.
             released.with_lock(0, LockKind::Exclusive, |e| e.accumulate(&[1], 0, Op::Sum))?;
             tally.writes += 1;
@@ -295,7 +298,7 @@ pub fn run(rt: &Runtime, args: &AtomicityCheckArgs) -> Result<ExitCode> {
         for _ in 0..args.iters {
             let mut floor = 0u64;
             released.with_lock(0, LockKind::Shared, |e| e.atomic_read(&mut floor, 0))?;
-            layout.read(file.as_mut(), &mut buf)?;
+            or_abort(rt, layout.read(file.as_mut(), &mut buf))?;
             tally.judge(&buf, floor, args.iters);
         }
     }
