@@ -28,6 +28,7 @@ use mpi::collective::{CommunicatorCollectives, SystemOperation};
 use mpi::topology::{Communicator, Rank};
 
 use super::coherence::Coherence;
+use super::direct::{DirectReader, ReadAt};
 use super::pieces::Pieces;
 use super::sieve::{self, Access, Method, SieveConfig, SievePolicy, Stats};
 use super::ParallelFile;
@@ -96,6 +97,10 @@ pub struct AtomicFile<L: RangeLock = RmaLock> {
     /// Outside atomic mode, whether plain writes lock their range (because some rank may
     /// sieve writes, see [`AtomicFile::write_at`]).
     lock_plain_writes: bool,
+    /// With client caches: a descriptor that reads past the page cache (`O_DIRECT`), for the
+    /// reads under a lock; `None` where the file system refuses direct reads, and then those
+    /// reads drop the range's cached pages first (see [`super::direct`]).
+    direct: Option<DirectReader>,
     last: Option<Stats>,
 }
 
@@ -189,8 +194,16 @@ impl<L: RangeLock> AtomicFile<L> {
             .all_reduce_into(&may_sieve, &mut any_sieves, SystemOperation::max());
         let lock_plain_writes =
             any_sieves == 1 && options.fault != Some(FileFault::UnlockedPlainWrites);
+        let direct = match coherence {
+            Coherence::None => None,
+            _ => DirectReader::open(path)
+                .map_err(|e| {
+                    tracing::info!(path = %shown, error = %e, "no direct reads: locked reads drop cached pages instead");
+                })
+                .ok(),
+        };
         let lock = make_lock(comm.comm())?;
-        tracing::debug!(path = %shown, fs_type = %fs_type, clients, coherence = %coherence, lock_plain_writes, "opened");
+        tracing::debug!(path = %shown, fs_type = %fs_type, clients, coherence = %coherence, lock_plain_writes, direct_reads = direct.is_some(), "opened");
         comm.comm().barrier();
         Ok(AtomicFile {
             lock,
@@ -203,6 +216,7 @@ impl<L: RangeLock> AtomicFile<L> {
             atomic: false,
             sieve: options.sieve,
             lock_plain_writes,
+            direct,
             last: None,
         })
     }
@@ -280,9 +294,17 @@ impl<L: RangeLock> ParallelFile for AtomicFile<L> {
         if !self.atomic {
             return read_exact_at(&self.file, &self.path, offset, buf);
         }
-        self.locked(range, LockMode::Shared, |file, path, coherence| {
-            coherence.invalidate(file, path, offset, range.len())?;
-            read_exact_at(file, path, offset, buf)
+        let (file, path, coherence) = (&self.file, self.path.as_str(), self.coherence);
+        let direct = self.direct.as_ref();
+        with_lock(&mut self.lock, range, LockMode::Shared, || match direct {
+            Some(direct) => {
+                coherence.refresh_size(file, path)?;
+                read_exact_at(direct, path, offset, buf)
+            }
+            None => {
+                coherence.invalidate(file, path, offset, range.len())?;
+                read_exact_at(file, path, offset, buf)
+            }
         })
     }
 
@@ -310,9 +332,17 @@ impl<L: RangeLock> ParallelFile for AtomicFile<L> {
         };
         let cfg = self.sieve;
         let stats = if self.atomic {
-            self.locked(extent, LockMode::Shared, |file, path, coherence| {
-                coherence.invalidate(file, path, extent.start(), extent.len())?;
-                sieve::read(file, path, pieces, buf, &cfg)
+            let (file, path, coherence) = (&self.file, self.path.as_str(), self.coherence);
+            let direct = self.direct.as_ref();
+            with_lock(&mut self.lock, extent, LockMode::Shared, || match direct {
+                Some(direct) => {
+                    coherence.refresh_size(file, path)?;
+                    sieve::read_via(direct, path, pieces, buf, &cfg)
+                }
+                None => {
+                    coherence.invalidate(file, path, extent.start(), extent.len())?;
+                    sieve::read(file, path, pieces, buf, &cfg)
+                }
             })?
         } else {
             sieve::read(&self.file, &self.path, pieces, buf, &cfg)?
@@ -339,10 +369,24 @@ impl<L: RangeLock> ParallelFile for AtomicFile<L> {
         let extent_lock =
             self.atomic || (plan.method == Method::Sieve && self.coherence != Coherence::None);
         let stats = if extent_lock {
-            self.locked(extent, LockMode::Exclusive, |file, path, coherence| {
-                coherence.invalidate(file, path, extent.start(), extent.len())?;
+            let (file, path, coherence) = (&self.file, self.path.as_str(), self.coherence);
+            let direct = self.direct.as_ref();
+            with_lock(&mut self.lock, extent, LockMode::Exclusive, || {
+                let io = match direct {
+                    Some(direct) => {
+                        coherence.refresh_size(file, path)?;
+                        sieve::Io {
+                            read: direct,
+                            write: file,
+                        }
+                    }
+                    None => {
+                        coherence.invalidate(file, path, extent.start(), extent.len())?;
+                        sieve::Io::file(file)
+                    }
+                };
                 let stats = sieve::write_planned(
-                    file,
+                    io,
                     path,
                     pieces,
                     data,
@@ -367,7 +411,13 @@ impl<L: RangeLock> ParallelFile for AtomicFile<L> {
                 plain_writes: self.lock_plain_writes,
             };
             sieve::write_planned(
-                &self.file, &self.path, pieces, data, &cfg, &plan, &mut guard,
+                sieve::Io::file(&self.file),
+                &self.path,
+                pieces,
+                data,
+                &cfg,
+                &plan,
+                &mut guard,
             )?
         };
         self.last = Some(stats);
@@ -498,7 +548,7 @@ fn count_clients(comm: &OwnedComm, mine: u64) -> usize {
     all.len()
 }
 
-fn read_exact_at(file: &File, path: &str, offset: u64, buf: &mut [u8]) -> Result<()> {
+fn read_exact_at(file: &dyn ReadAt, path: &str, offset: u64, buf: &mut [u8]) -> Result<()> {
     let mut done = 0;
     while done < buf.len() {
         match file.read_at(&mut buf[done..], offset + done as u64) {

@@ -132,6 +132,25 @@ impl Coherence {
         drop_cached(file, path, 0, 0)
     }
 
+    /// Called after acquiring a lock, before reading through a reader that bypasses the page
+    /// cache ([`crate::io::direct::DirectReader`]): refreshes only the file size, which the
+    /// kernel caches apart from the data. Nothing for [`Coherence::None`].
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the `statx` fails.
+    pub fn refresh_size(self, file: &File, path: &str) -> Result<()> {
+        if self == Coherence::None {
+            return Ok(());
+        }
+        crate::sys::refresh_size(file)
+            .map(drop)
+            .map_err(|source| Error::Io {
+                op: "statx (refresh the file size)",
+                path: path.to_string(),
+                source,
+            })
+    }
+
     /// Called after writing and before releasing an exclusive lock: makes the written bytes
     /// visible to other clients (see the variants).
     ///

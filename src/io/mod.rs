@@ -20,6 +20,7 @@ pub mod append;
 pub mod atomic;
 pub mod coherence;
 mod collective;
+pub mod direct;
 pub mod mpiio;
 pub mod pieces;
 pub mod sieve;

@@ -23,6 +23,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 
 use crate::error::{Error, Result};
+use crate::io::direct::ReadAt;
 use crate::io::pieces::Pieces;
 
 /// Default size of a write window: ROMIO's `ind_wr_buffer_size` (512 KiB).
@@ -452,15 +453,35 @@ impl WindowGuard for ExtentHeld {
     }
 }
 
-/// [`write()`] with the method already decided, and each window's read-modify-write run
-/// inside `guard`. `plan` is [`plan`]`(pieces, cfg.write_buffer, cfg.write, Access::Write)`,
-/// made by a caller that needs the decision first (to choose its lock) and should not pay for
-/// it, or log it, twice. With [`ExtentHeld`] this is [`write()`].
+/// How [`write_planned`] reaches the file: windows are read through `read` (the file itself,
+/// or a reader that bypasses the client's page cache) and written through `write`.
+#[derive(Clone, Copy)]
+pub struct Io<'a> {
+    /// Reads of the windows.
+    pub read: &'a dyn ReadAt,
+    /// Everything written.
+    pub write: &'a File,
+}
+
+impl<'a> Io<'a> {
+    /// Reads and writes through `file`.
+    pub fn file(file: &'a File) -> Io<'a> {
+        Io {
+            read: file,
+            write: file,
+        }
+    }
+}
+
+/// [`write()`] with the method already decided, and each write run inside `guard`. `plan` is
+/// [`plan`]`(pieces, cfg.write_buffer, cfg.write, Access::Write)`, made by a caller that needs
+/// the decision first (to choose its lock) and should not pay for it, or log it, twice. With
+/// [`Io::file`] and [`ExtentHeld`] this is [`write()`].
 ///
 /// # Errors
 /// As [`write()`], and the guard's errors.
 pub fn write_planned(
-    file: &File,
+    io: Io<'_>,
     path: &str,
     pieces: &Pieces,
     data: &[u8],
@@ -469,7 +490,7 @@ pub fn write_planned(
     guard: &mut dyn WindowGuard,
 ) -> Result<Stats> {
     cfg.validate()?;
-    write_with(file, path, pieces, data, cfg, plan, false, guard)
+    write_with(io, path, pieces, data, cfg, plan, false, guard)
 }
 
 /// [`write()`], with a fault for the tests' negative control: `fill_to_window_end` writes each
@@ -485,7 +506,7 @@ fn write_impl(
     cfg.validate()?;
     let plan = plan(pieces, cfg.write_buffer, cfg.write, Access::Write);
     write_with(
-        file,
+        Io::file(file),
         path,
         pieces,
         data,
@@ -500,7 +521,7 @@ fn write_impl(
 /// `guard`; `cfg` is valid.
 #[allow(clippy::too_many_arguments)]
 fn write_with(
-    file: &File,
+    io: Io<'_>,
     path: &str,
     pieces: &Pieces,
     data: &[u8],
@@ -510,6 +531,7 @@ fn write_with(
     guard: &mut dyn WindowGuard,
 ) -> Result<Stats> {
     pieces.check_buffer(data.len())?;
+    let file = io.write;
     let runs = runs(pieces);
     let mut stats = Stats::new(plan);
     if plan.method == Method::Pieces {
@@ -540,7 +562,7 @@ fn write_with(
         scratch.resize(len, 0);
         guard.around(w.start, end, true, &mut || {
             let window = &mut scratch[..len];
-            let got = read_full(file, path, w.start, window, &mut stats)?;
+            let got = read_full(io.read, path, w.start, window, &mut stats)?;
             // Past the end of file: zeros, as the holes piece-by-piece writes leave behind.
             window[got..].fill(0);
             for run in group {
@@ -568,6 +590,21 @@ fn write_with(
 /// holds an unspecified mix of old and read bytes.
 pub fn read(
     file: &File,
+    path: &str,
+    pieces: &Pieces,
+    buf: &mut [u8],
+    cfg: &SieveConfig,
+) -> Result<Stats> {
+    read_via(file, path, pieces, buf, cfg)
+}
+
+/// [`read`] through any [`ReadAt`], such as a [`crate::io::direct::DirectReader`] that bypasses
+/// the client's page cache.
+///
+/// # Errors
+/// As [`read`].
+pub fn read_via(
+    file: &dyn ReadAt,
     path: &str,
     pieces: &Pieces,
     buf: &mut [u8],
@@ -626,7 +663,7 @@ fn short_read(path: &str, pieces: &Pieces, eof: u64) -> Error {
 /// Reads into all of `buf` from `offset`, retrying interrupted and partial reads; returns the
 /// bytes read, fewer than `buf.len()` only at end of file.
 fn read_full(
-    file: &File,
+    file: &dyn ReadAt,
     path: &str,
     offset: u64,
     buf: &mut [u8],
