@@ -28,7 +28,7 @@ use mpi::collective::{CommunicatorCollectives, SystemOperation};
 use mpi::topology::{Communicator, Rank};
 
 use super::coherence::Coherence;
-use super::direct::{DirectReader, ReadAt};
+use super::direct::{read_full, DirectReader, ReadAt};
 use super::pieces::Pieces;
 use super::sieve::{self, Access, Method, SieveConfig, SievePolicy, Stats};
 use super::ParallelFile;
@@ -263,17 +263,6 @@ impl<L: RangeLock> AtomicFile<L> {
         self.comm.comm()
     }
 
-    /// Runs `f` holding `range` in `mode`, and releases whatever happens in `f`.
-    fn locked<R>(
-        &mut self,
-        range: ByteRange,
-        mode: LockMode,
-        f: impl FnOnce(&File, &str, Coherence) -> Result<R>,
-    ) -> Result<R> {
-        let (file, path, coherence) = (&self.file, self.path.as_str(), self.coherence);
-        with_lock(&mut self.lock, range, mode, || f(file, path, coherence))
-    }
-
     /// Closes the file: shuts the lock service down (collective: every rank calls it) and
     /// closes the descriptor. Dropping the file does the same but can only log failures.
     ///
@@ -296,15 +285,9 @@ impl<L: RangeLock> ParallelFile for AtomicFile<L> {
         }
         let (file, path, coherence) = (&self.file, self.path.as_str(), self.coherence);
         let direct = self.direct.as_ref();
-        with_lock(&mut self.lock, range, LockMode::Shared, || match direct {
-            Some(direct) => {
-                coherence.refresh_size(file, path)?;
-                read_exact_at(direct, path, offset, buf)
-            }
-            None => {
-                coherence.invalidate(file, path, offset, range.len())?;
-                read_exact_at(file, path, offset, buf)
-            }
+        with_lock(&mut self.lock, range, LockMode::Shared, || {
+            let reader = fresh_reader(file, direct, path, coherence, range)?;
+            read_exact_at(reader, path, offset, buf)
         })
     }
 
@@ -319,7 +302,8 @@ impl<L: RangeLock> ParallelFile for AtomicFile<L> {
         // gaps between its pieces, and would erase this write if it landed between the
         // peer's read and write-back (the hazard ROMIO closed in 2021 by locking contiguous
         // writes when data sieving is enabled).
-        self.locked(range, LockMode::Exclusive, |file, path, coherence| {
+        let (file, path, coherence) = (&self.file, self.path.as_str(), self.coherence);
+        with_lock(&mut self.lock, range, LockMode::Exclusive, || {
             write_all_at(file, path, offset, data)?;
             coherence.flush(file, path)
         })
@@ -334,15 +318,9 @@ impl<L: RangeLock> ParallelFile for AtomicFile<L> {
         let stats = if self.atomic {
             let (file, path, coherence) = (&self.file, self.path.as_str(), self.coherence);
             let direct = self.direct.as_ref();
-            with_lock(&mut self.lock, extent, LockMode::Shared, || match direct {
-                Some(direct) => {
-                    coherence.refresh_size(file, path)?;
-                    sieve::read_via(direct, path, pieces, buf, &cfg)
-                }
-                None => {
-                    coherence.invalidate(file, path, extent.start(), extent.len())?;
-                    sieve::read(file, path, pieces, buf, &cfg)
-                }
+            with_lock(&mut self.lock, extent, LockMode::Shared, || {
+                let reader = fresh_reader(file, direct, path, coherence, extent)?;
+                sieve::read_via(reader, path, pieces, buf, &cfg)
             })?
         } else {
             sieve::read(&self.file, &self.path, pieces, buf, &cfg)?
@@ -372,18 +350,9 @@ impl<L: RangeLock> ParallelFile for AtomicFile<L> {
             let (file, path, coherence) = (&self.file, self.path.as_str(), self.coherence);
             let direct = self.direct.as_ref();
             with_lock(&mut self.lock, extent, LockMode::Exclusive, || {
-                let io = match direct {
-                    Some(direct) => {
-                        coherence.refresh_size(file, path)?;
-                        sieve::Io {
-                            read: direct,
-                            write: file,
-                        }
-                    }
-                    None => {
-                        coherence.invalidate(file, path, extent.start(), extent.len())?;
-                        sieve::Io::file(file)
-                    }
+                let io = sieve::Io {
+                    read: fresh_reader(file, direct, path, coherence, extent)?,
+                    write: file,
                 };
                 let stats = sieve::write_planned(
                     io,
@@ -440,6 +409,28 @@ impl<L: RangeLock> ParallelFile for AtomicFile<L> {
             source,
         })?;
         self.coherence.invalidate_file(&self.file, &self.path)
+    }
+}
+
+/// What a read under a lock reads through, so that it sees every byte written by writers that
+/// released before: the direct reader if there is one (after refreshing the file size), else
+/// `file` after dropping the range's cached pages (both nothing for [`Coherence::None`]).
+fn fresh_reader<'a>(
+    file: &'a File,
+    direct: Option<&'a DirectReader>,
+    path: &str,
+    coherence: Coherence,
+    range: ByteRange,
+) -> Result<&'a dyn ReadAt> {
+    match direct {
+        Some(direct) => {
+            coherence.refresh_size(file, path)?;
+            Ok(direct)
+        }
+        None => {
+            coherence.invalidate(file, path, range.start(), range.len())?;
+            Ok(file)
+        }
     }
 }
 
@@ -549,27 +540,18 @@ fn count_clients(comm: &OwnedComm, mine: u64) -> usize {
 }
 
 fn read_exact_at(file: &dyn ReadAt, path: &str, offset: u64, buf: &mut [u8]) -> Result<()> {
-    let mut done = 0;
-    while done < buf.len() {
-        match file.read_at(&mut buf[done..], offset + done as u64) {
-            Ok(0) => {
-                return Err(Error::ShortRead {
-                    path: path.to_string(),
-                    offset,
-                    wanted: buf.len() as u64,
-                    got: done as u64,
-                })
-            }
-            Ok(n) => done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(source) => {
-                return Err(Error::Io {
-                    op: "read",
-                    path: path.to_string(),
-                    source,
-                })
-            }
-        }
+    let (got, _) = read_full(file, buf, offset).map_err(|source| Error::Io {
+        op: "read",
+        path: path.to_string(),
+        source,
+    })?;
+    if got < buf.len() {
+        return Err(Error::ShortRead {
+            path: path.to_string(),
+            offset,
+            wanted: buf.len() as u64,
+            got: got as u64,
+        });
     }
     Ok(())
 }

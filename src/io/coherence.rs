@@ -142,13 +142,7 @@ impl Coherence {
         if self == Coherence::None {
             return Ok(());
         }
-        crate::sys::refresh_size(file)
-            .map(drop)
-            .map_err(|source| Error::Io {
-                op: "statx (refresh the file size)",
-                path: path.to_string(),
-                source,
-            })
+        refresh_size(file, path)
     }
 
     /// Called after writing and before releasing an exclusive lock: makes the written bytes
@@ -203,16 +197,25 @@ impl FromStr for Coherence {
 /// Drops the client's cached pages of `[off, off + len)` (`len` 0: to the end of the file)
 /// and asks the server for the file's size.
 fn drop_cached(file: &File, path: &str, off: i64, len: i64) -> Result<()> {
-    let io = |op, source| Error::Io {
-        op,
-        path: path.to_string(),
-        source,
-    };
-    posix_fadvise(file, off, len, PosixFadviseAdvice::POSIX_FADV_DONTNEED)
-        .map_err(|e| io("posix_fadvise(DONTNEED)", e.into()))?;
+    posix_fadvise(file, off, len, PosixFadviseAdvice::POSIX_FADV_DONTNEED).map_err(|e| {
+        Error::Io {
+            op: "posix_fadvise(DONTNEED)",
+            path: path.to_string(),
+            source: e.into(),
+        }
+    })?;
+    refresh_size(file, path)
+}
+
+/// Asks the server for the file's size (the kernel caches it apart from the data).
+fn refresh_size(file: &File, path: &str) -> Result<()> {
     crate::sys::refresh_size(file)
         .map(drop)
-        .map_err(|e| io("statx (refresh the file size)", e))
+        .map_err(|source| Error::Io {
+            op: "statx (refresh the file size)",
+            path: path.to_string(),
+            source,
+        })
 }
 
 /// Offsets and lengths come from validated ranges (at most `i64::MAX`).

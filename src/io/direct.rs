@@ -35,6 +35,25 @@ impl ReadAt for File {
     }
 }
 
+/// Reads into all of `buf` from `offset`, retrying interrupted and partial reads. Returns the
+/// bytes read (fewer than `buf.len()` only at end of file) and the read calls made.
+///
+/// # Errors
+/// The first read error other than `EINTR`.
+pub fn read_full(reader: &dyn ReadAt, buf: &mut [u8], offset: u64) -> io::Result<(usize, u64)> {
+    let (mut got, mut calls) = (0, 0);
+    while got < buf.len() {
+        calls += 1;
+        match reader.read_at(&mut buf[got..], offset + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((got, calls))
+}
+
 /// Alignment of the bounce buffer: a page.
 const ALIGN: usize = 4096;
 

@@ -669,22 +669,13 @@ fn read_full(
     buf: &mut [u8],
     stats: &mut Stats,
 ) -> Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        stats.io_calls += 1;
-        match file.read_at(&mut buf[got..], offset + got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(source) => {
-                return Err(Error::Io {
-                    op: "read",
-                    path: path.to_owned(),
-                    source,
-                })
-            }
-        }
-    }
+    let (got, calls) =
+        crate::io::direct::read_full(file, buf, offset).map_err(|source| Error::Io {
+            op: "read",
+            path: path.to_owned(),
+            source,
+        })?;
+    stats.io_calls += calls;
     stats.bytes_read += got as u64;
     Ok(got)
 }
