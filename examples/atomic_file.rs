@@ -14,11 +14,15 @@
 use mpi::collective::CommunicatorCollectives;
 
 use brlock::io::{AtomicFile, OpenOptions, ParallelFile, Pieces};
-use brlock::runtime::{init_logging, Runtime};
+use brlock::runtime::Runtime;
 
 fn main() -> Result<(), brlock::Error> {
     let rt = Runtime::init()?;
-    init_logging(rt.rank());
+    // The library logs through `tracing`; show its events on stderr, filtered by RUST_LOG.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let path = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "brlock-atomic-example.dat".to_string());

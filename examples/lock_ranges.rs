@@ -7,18 +7,19 @@
 //!
 //! Each rank takes an exclusive range that overlaps its neighbours' on the first service
 //! (think: file A, table on rank 0) and, while holding it, a shared range on the second
-//! (file B, table on the last rank). Then it shows `try_lock` and `lock_timeout`, and shuts
-//! both services down, which consumes every wake-up message still in flight.
+//! (file B, table on the last rank). Then it shuts both services down, which consumes every
+//! wake-up message still in flight. `try_and_timeout.rs` shows the calls that do not wait.
 
-use std::time::Duration;
-
-use brlock::runtime::{init_logging, Runtime};
-use brlock::transport::rma::RmaLock;
-use brlock::{ByteRange, LockMode, RangeLock};
+use brlock::runtime::Runtime;
+use brlock::{ByteRange, LockMode, RangeLock, RmaLock};
 
 fn main() -> Result<(), brlock::Error> {
     let rt = Runtime::init()?;
-    init_logging(rt.rank());
+    // The library logs through `tracing`; show its events on stderr, filtered by RUST_LOG.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let rank = rt.rank() as u64;
 
     // Collective: every rank opens both services, in the same order.
@@ -33,30 +34,13 @@ fn main() -> Result<(), brlock::Error> {
     b.unlock()?;
     a.unlock()?;
 
-    // Never blocks: either takes the range at once or reports that it is busy.
-    let tried = match file_a.try_acquire(range, LockMode::Exclusive)? {
-        Some(guard) => {
-            guard.unlock()?;
-            "taken"
-        }
-        None => "busy",
-    };
-    // Waits at most 10 ms.
-    let timed = match file_a.acquire_timeout(range, LockMode::Shared, Duration::from_millis(10))? {
-        Some(guard) => {
-            guard.unlock()?;
-            "taken"
-        }
-        None => "timed out",
-    };
-
     let stats = file_a.stats();
+    // Collective: what is still addressed to this rank is consumed, and must be 0 after.
     let drained_a = file_a.shutdown()?;
     let drained_b = file_b.shutdown()?;
     println!(
         "rank {rank}: locked {range} exclusively on A and [0, 4096) shared on B; \
-         try_lock {tried}, lock_timeout {timed}; {} epochs, {} waits; \
-         leftover wake-ups: {}",
+         {} epochs, {} waits; leftover wake-ups: {}",
         stats.epochs,
         stats.waits,
         drained_a.leftover + drained_b.leftover

@@ -11,19 +11,20 @@
 //! and closes the file, which makes everything durable.
 
 use brlock::io::append::{AppendFile, AppendOptions};
-use brlock::runtime::{init_logging, Runtime};
+use brlock::runtime::Runtime;
 
 fn main() -> Result<(), brlock::Error> {
     let rt = Runtime::init()?;
-    init_logging(rt.rank());
+    // The library logs through `tracing`; show its events on stderr, filtered by RUST_LOG.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let path = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "brlock-append-example.txt".to_string());
     let rank = rt.rank();
-    let options = AppendOptions {
-        truncate: true,
-        ..AppendOptions::default()
-    };
+    let options = AppendOptions::truncating(true);
 
     // Collective: rank 0 creates (and here empties) the file; the pointer starts at its end.
     let mut log = AppendFile::open(rt.world(), path.as_ref(), &options)?;

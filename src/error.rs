@@ -84,3 +84,34 @@ pub enum Error {
 
 /// Shorthand for results in this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `Ok` unless a range is held: every lock rejects a second acquisition with
+/// [`Error::AlreadyHeld`] instead of deadlocking on itself.
+///
+/// # Errors
+/// [`Error::AlreadyHeld`] naming what is held and what was requested.
+pub(crate) fn ensure_free(held: Option<(ByteRange, LockMode)>, requested: ByteRange) -> Result<()> {
+    match held {
+        Some((held, held_mode)) => Err(Error::AlreadyHeld {
+            held,
+            held_mode,
+            requested,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// `Ok` unless a negative control that needs the `testing` feature was asked for in a build
+/// without it.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming `what`.
+#[cfg(not(feature = "testing"))]
+pub(crate) fn needs_testing(asked: bool, what: &str) -> Result<()> {
+    if asked {
+        return Err(Error::InvalidArgument(format!(
+            "{what} needs brlock built with its `testing` feature"
+        )));
+    }
+    Ok(())
+}

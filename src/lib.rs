@@ -1,43 +1,50 @@
 //! # brlock
 //!
 //! Byte-range locks for MPI programs that do not rely on the file system's own locking, and
-//! the MPI-IO-style I/O built on them.
+//! the MPI-IO-style I/O built on them. `docs/architecture.md` describes the layers and what
+//! each may import; from the bottom up:
 //!
-//! The crate is layered; `unsafe` MPI calls live in one module, the protocol knows no MPI:
-//!
-//! * [`range`], [`error`]: byte ranges, lock modes, the error type.
+//! * [`range`], [`pieces`], [`error`], [`choice`]: byte ranges and lock modes, noncontiguous
+//!   piece lists, the error type, named choices.
+//! * [`sys`]: the only module with `unsafe` code, a small safe layer over `mpi::ffi`
+//!   (windows, epochs, communicators, MPI-IO, one `statx`).
 //! * [`protocol`]: the lock algorithm (Thakur, Ross and Latham, EuroPVM/MPI 2005, extended
-//!   with shared locks, tickets for bounded waiting, try-lock and timeouts). No MPI inside:
-//!   it is written once against the [`transport::Transport`] abstraction.
+//!   with shared locks, tickets for bounded waiting, try-lock and timeouts), written once
+//!   against its own [`protocol::Transport`] abstraction. No MPI inside.
 //! * [`transport`]: implementations of that abstraction: MPI one-sided communication
-//!   ([`transport::rma`]) and an in-process simulation ([`transport::sim`]) used by the model
-//!   checks.
-//! * [`lock`]: the one trait every byte-range lock implements, and its RAII guard.
-//! * [`fcntl`]: the same trait over the kernel's `fcntl` record locks (POSIX and Linux
-//!   open-file-description locks), the baseline the one-sided service is compared with.
-//! * [`io`]: file I/O over the locks: atomic mode, noncontiguous access, data sieving,
-//!   shared-file appends.
-//! * [`sys`]: the only module with `unsafe` code: a small safe layer over `mpi::ffi`.
-//! * [`runtime`]: MPI initialisation and rank-prefixed `tracing` output.
-//! * [`verify`], [`workload`]: checks that do not trust the lock (bypass computation, an
-//!   in-process observer) and the request streams of `brlock check` and `brlock bench`.
+//!   ([`transport::rma`]) and, with the `testing` feature, an in-process simulation used by
+//!   the model checks.
+//! * [`lock`]: the one trait every byte-range lock implements ([`RangeLock`]), its RAII guard,
+//!   and the locks: the MPI one-sided service ([`RmaLock`]) and the kernel's `fcntl` locks
+//!   ([`FcntlLock`]).
+//! * [`collective`]: what ranks agree on (one outcome for all, a path chosen by rank 0).
+//! * [`io`]: file I/O over the locks: atomic mode, coherence across client caches, data
+//!   sieving, shared-file appends and the `collect` engine.
+//! * [`check`]: the checks and benchmarks of `brlock check` and `brlock bench`.
+//! * [`runtime`], [`host`]: MPI initialisation for Rust programs, facts about the machine.
 //!
-//! See `docs/protocol.md` for the protocol and its correctness argument.
+//! The crate builds without any command-line or logging-setup dependency; the `brlock`
+//! binary (package `brlock-cli`) and the C API (package `brlock-capi`) are built on it. See
+//! `docs/protocol.md` for the protocol and its correctness argument.
 
+pub mod check;
+pub mod choice;
+pub mod collective;
 pub mod error;
-pub mod fcntl;
+pub mod host;
 pub mod io;
 pub mod lock;
+pub mod pieces;
 pub mod protocol;
 pub mod range;
 pub mod runtime;
+#[cfg(feature = "testing")]
 pub(crate) mod sync;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod transport;
-pub mod verify;
-pub mod workload;
 
 pub use error::{Error, Result};
-pub use lock::{NoLock, RangeGuard, RangeLock};
+pub use lock::{FcntlKind, FcntlLock, NoLock, RangeGuard, RangeLock, RmaLock};
+pub use pieces::{Piece, Pieces};
 pub use range::{ByteRange, LockMode, RangeError};

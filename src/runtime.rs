@@ -1,20 +1,18 @@
-//! MPI initialisation and rank-prefixed logging.
+//! MPI initialisation for Rust programs, and what can be told about the launcher.
 //!
-//! A program creates one [`Runtime`] first and drops it last: dropping it finalizes MPI, so
-//! every [`OwnedComm`](crate::sys::OwnedComm), [`Window`](crate::sys::Window) and lock built on
-//! them must be freed before. Logging goes through `tracing` to stderr, each line prefixed with
-//! the rank ([`init_logging`]); library code never prints.
+//! A Rust program may let the library own MPI: it creates one [`Runtime`] first and drops it
+//! last; dropping it finalizes MPI, so every [`OwnedComm`](crate::sys::OwnedComm),
+//! [`Window`](crate::sys::Window) and lock built on them must be freed before. Nothing else in
+//! the library needs a `Runtime`: every constructor takes a communicator, so a program that
+//! initialises MPI itself (or a C caller, through [`crate::sys::BorrowedComm`]) uses the same
+//! API. The library only emits `tracing` events and never prints; installing a subscriber is
+//! the program's business (the `brlock` binary prefixes every line with the rank).
 
 use std::fmt;
 
 use mpi::environment::Universe;
 use mpi::topology::{Communicator, Rank, SimpleCommunicator};
 use mpi::Threading;
-use tracing::{Event, Subscriber};
-use tracing_subscriber::fmt::format::{Format, Writer};
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
-use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::EnvFilter;
 
 use crate::error::{Error, Result};
 use crate::sys;
@@ -139,47 +137,6 @@ pub fn detect_launcher() -> Option<&'static str> {
         Some("slurm")
     } else {
         None
-    }
-}
-
-/// Installs a `tracing` subscriber writing to stderr, filtered by `RUST_LOG` (default
-/// `warn`), with every line prefixed by `[rank N] `.
-///
-/// Idempotent: if a global subscriber is already installed (a second call, or a test
-/// harness), this does nothing.
-pub fn init_logging(rank: i32) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .event_format(RankPrefix {
-            rank,
-            inner: Format::default().with_ansi(false),
-        })
-        .try_init();
-}
-
-/// Writes `[rank N] ` and then the event as `inner` formats it.
-struct RankPrefix<F> {
-    rank: i32,
-    inner: F,
-}
-
-impl<S, N, F> FormatEvent<S, N> for RankPrefix<F>
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-    F: FormatEvent<S, N>,
-{
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
-        write!(writer, "[rank {}] ", self.rank)?;
-        self.inner.format_event(ctx, writer, event)
     }
 }
 

@@ -29,7 +29,7 @@ mod workload;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use brlock::protocol::Faults;
+use brlock::protocol::{Faults, WakePolicy};
 use brlock::LockMode::{Exclusive, Shared};
 use shuttle::scheduler::{PctScheduler, RandomScheduler, Scheduler};
 use shuttle::{Config, FailurePersistence, MaxSteps, Runner};
@@ -160,6 +160,20 @@ fn eight_ranks_hot_range_pct_depth_2() {
 fn sixty_four_ranks_random_mix() {
     let sc = Scenario::new(random_plans(0x5EED_0064, 64, mix(4, 192, 10)));
     let cov = run("sixty_four_ranks_random_mix", sc, random(64, 300));
+    assert_exercised(&cov);
+}
+
+/// The 2005 algorithm's release (wake every conflicting waiter) is a real variant, not a
+/// fault: it must keep every property.
+#[test]
+fn sixty_four_ranks_random_mix_waking_all_conflicting() {
+    let sc = Scenario::new(random_plans(0x5EED_2064, 64, mix(4, 192, 10)))
+        .with_wake_policy(WakePolicy::AllConflicting);
+    let cov = run(
+        "sixty_four_ranks_random_mix_waking_all_conflicting",
+        sc,
+        random(64, 300),
+    );
     assert_exercised(&cov);
 }
 

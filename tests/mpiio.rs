@@ -1,16 +1,14 @@
 //! The MPI-IO layer (`brlock::sys::MpiFile`, `brlock::io::mpiio`) end to end, through
-//! `examples/mpiio_checks.rs` (built by `cargo test`) under `mpirun`, on local disk.
+//! the test program `tests/programs/mpiio_checks.rs` under `mpirun`, on local disk.
 //!
 //! Open MPI runs each check set under both of its MPI-IO components: `ompio` (its default)
 //! and ROMIO (`--mca io romio321`, set here as `OMPI_MCA_io`). Under MPICH
 //! (`BRLOCK_MPIRUN=mpirun.mpich`, with the crate built against MPICH) the component choice
 //! does not apply and each check set runs once, on ROMIO.
 
-mod common;
+use brlock_testkit as common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{fresh_dir, launcher_is_mpich, MpiRun, RunOutput};
@@ -27,63 +25,16 @@ fn io_components() -> Vec<Option<&'static str>> {
     }
 }
 
-/// `examples/mpiio_checks`, built (or found up to date) by `cargo build --example` in the
-/// target directory and profile of this test, once per test binary.
-///
-/// `cargo test` builds examples, but `cargo test --test mpiio` does not, and a stale example
-/// would test old code; cargo does not hold its build lock while tests run, so building here
-/// is safe (about a second when nothing changed).
+/// The test program `mpiio_checks` (`tests/programs/mpiio_checks.rs`), up to date.
 fn example() -> PathBuf {
-    static PROGRAM: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let program = PROGRAM.get_or_init(|| {
-        let bin_dir = Path::new(env!("CARGO_BIN_EXE_brlock"))
-            .parent()
-            .ok_or("the brlock binary has no directory")?;
-        let target_dir = bin_dir
-            .parent()
-            .ok_or("the profile directory has no parent")?;
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(&cargo);
-        cmd.args([
-            "build",
-            "--quiet",
-            "--example",
-            "mpiio_checks",
-            "--target-dir",
-        ])
-        .arg(target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null());
-        if bin_dir.file_name().is_some_and(|p| p == "release") {
-            cmd.arg("--release");
-        }
-        let out = cmd
-            .output()
-            .map_err(|e| format!("cannot run {cargo}: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "building examples/mpiio_checks failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        let path = bin_dir.join("examples/mpiio_checks");
-        if !path.exists() {
-            return Err(format!("{} missing after the build", path.display()));
-        }
-        Ok(path)
-    });
-    match program {
-        Ok(p) => p.clone(),
-        Err(e) => panic!("{e}"),
-    }
+    common::example(env!("CARGO_MANIFEST_DIR"), "mpiio_checks")
 }
 
 /// Runs `mpiio_checks SET DIR` on `ranks` ranks with MPI-IO component `io`, in a fresh
 /// directory under the system's temporary directory.
 fn run_checks(set: &str, ranks: usize, io: Option<&str>) -> RunOutput {
     let dir = fresh_dir(&std::env::temp_dir(), &format!("brlock-mpiio-{set}"));
-    let mut job = MpiRun::new(ranks)
-        .program(example())
+    let mut job = MpiRun::new(ranks, example())
         .args([set, &dir.to_string_lossy()])
         .timeout(TIMEOUT);
     if let Some(io) = io {

@@ -6,16 +6,16 @@
 //! cargo test --release --test sieve -- --ignored --nocapture sieve_probe
 //! ```
 
-mod common;
+use brlock_testkit as common;
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::Instant;
 
+use brlock::check::workload::Rng;
 use brlock::io::sieve::{self, Method, SieveConfig, SievePolicy, Stats};
 use brlock::io::Pieces;
-use brlock::workload::Rng;
 
 fn open_with(path: &Path, content: &[u8]) -> File {
     std::fs::write(path, content).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));

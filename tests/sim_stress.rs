@@ -20,7 +20,7 @@ mod workload;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use brlock::protocol::Faults;
+use brlock::protocol::{Faults, WakePolicy};
 use workload::{check, random_plans, simulate, x, Mix, Outcome, Scenario};
 
 /// How long a whole run may take before the watchdog calls it a deadlock. Generous: the runs
@@ -113,6 +113,21 @@ fn sixteen_ranks_random_mix() {
             "no contention: {out:?}"
         );
     }
+}
+
+/// The 2005 algorithm's release (wake every conflicting waiter) is a real variant, not a
+/// fault: on real threads with real timeouts it keeps every property too.
+#[test]
+fn sixteen_ranks_random_mix_waking_all_conflicting() {
+    let sc = Scenario::new(random_plans(4, 16, mix(300, 64, 16, 15, 15)))
+        .with_wake_policy(WakePolicy::AllConflicting);
+    let out = run(
+        "sixteen_ranks_random_mix_waking_all_conflicting",
+        sc,
+        brief_hold,
+    );
+    check(&out);
+    assert!(out.waits() > 0, "no contention: {out:?}");
 }
 
 #[test]

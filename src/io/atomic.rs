@@ -5,10 +5,10 @@
 //!
 //! * a write takes an **exclusive** lock on exactly the bytes it writes (a noncontiguous write:
 //!   on its extent, once), writes, pushes the data to the server if the file system caches on
-//!   the client ([`Coherence::flush`]) and releases;
+//!   the client ([`ClientCaches::publish`]) and releases;
 //! * a read takes a **shared** lock (ROMIO takes an exclusive one: concurrent readers then
-//!   serialize for nothing), drops the client's cached copy of the range
-//!   ([`Coherence::invalidate`]), reads and releases.
+//!   serialize for nothing), reads past the client's cached copy of the range
+//!   ([`ClientCaches::fresh_reader`]) and releases.
 //!
 //! Outside atomic mode reads take no lock and do no coherence work, as in MPI-IO: data
 //! written by one rank is visible to another after `sync`, a barrier, and `sync`. Writes
@@ -27,17 +27,15 @@ use std::path::Path;
 use mpi::collective::{CommunicatorCollectives, SystemOperation};
 use mpi::topology::{Communicator, Rank};
 
-use super::coherence::Coherence;
-use super::direct::{read_full, DirectReader, ReadAt};
-use super::pieces::Pieces;
+use super::coherence::{read_full, ClientCaches, Coherence, ReadAt};
 use super::sieve::{self, Access, Method, SieveConfig, SievePolicy, Stats};
 use super::ParallelFile;
-use super::{agree_outcome, agree_result};
+use crate::collective::{agree_on_flag, agree_outcome};
 use crate::error::{Error, Result};
-use crate::lock::{NoLock, RangeLock};
+use crate::lock::{NoLock, RangeLock, RmaLock};
+use crate::pieces::Pieces;
 use crate::range::{ByteRange, LockMode};
 use crate::sys::OwnedComm;
-use crate::transport::rma::RmaLock;
 
 /// How to open an [`AtomicFile`].
 #[derive(Debug, Clone)]
@@ -46,18 +44,19 @@ pub struct OpenOptions {
     pub create: bool,
     /// The rank holding the lock table (rank 0 by default).
     pub home: Rank,
-    /// Coherence strategy; `None` chooses from the file system type (see
-    /// [`Coherence::for_path`], which also honours `BRLOCK_COHERENCE`).
+    /// Coherence strategy; `None` chooses it at open (see [`ClientCaches::choose`], which
+    /// also honours `BRLOCK_COHERENCE`).
     pub coherence: Option<Coherence>,
     /// Data sieving of noncontiguous accesses: buffer sizes and when to sieve.
     pub sieve: SieveConfig,
-    /// A deliberate fault, for negative controls only.
-    #[doc(hidden)]
+    /// A deliberate fault, for negative controls only (feature `testing`).
+    #[cfg(feature = "testing")]
     pub fault: Option<FileFault>,
 }
 
-/// Faults [`AtomicFile`] can be told to inject, so that a check can show it detects them.
-#[doc(hidden)]
+/// Faults [`AtomicFile`] can be told to inject, so that a check can show it detects them
+/// (feature `testing`).
+#[cfg(feature = "testing")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileFault {
     /// Outside atomic mode, write without locking even when a peer may be sieving: a plain
@@ -72,6 +71,7 @@ impl Default for OpenOptions {
             home: 0,
             coherence: None,
             sieve: SieveConfig::default(),
+            #[cfg(feature = "testing")]
             fault: None,
         }
     }
@@ -89,18 +89,13 @@ pub struct AtomicFile<L: RangeLock = RmaLock> {
     comm: OwnedComm,
     file: File,
     path: String,
-    fs_type: String,
-    coherence: Coherence,
-    clients: usize,
+    /// What this rank does about client caches, decided at open.
+    caches: ClientCaches,
     atomic: bool,
     sieve: SieveConfig,
     /// Outside atomic mode, whether plain writes lock their range (because some rank may
     /// sieve writes, see [`AtomicFile::write_at`]).
     lock_plain_writes: bool,
-    /// With client caches: a descriptor that reads past the page cache (`O_DIRECT`), for the
-    /// reads under a lock; `None` where the file system refuses direct reads, and then those
-    /// reads drop the range's cached pages first (see [`super::direct`]).
-    direct: Option<DirectReader>,
     last: Option<Stats>,
 }
 
@@ -164,59 +159,31 @@ impl<L: RangeLock> AtomicFile<L> {
         let file = first
             .or(rest)
             .ok_or_else(|| Error::InvalidArgument("open produced no file".into()))?;
-        // A first metadata call through this client completes the open on the server (FUSE
-        // open-behind); a read right after a lazily completed open was seen served stale.
-        let meta = file.metadata().map_err(|source| Error::Io {
-            op: "stat",
-            path: shown.clone(),
-            source,
-        });
-        // Collective, so it runs on every rank before a failed stat is reported (a rank that
-        // left early would leave the others waiting in the gather).
-        let clients = count_clients(&comm, meta.as_ref().map_or(0, client_id));
-        agree_result(comm.comm(), "stat", meta)?;
-        let fs_type = super::coherence::fs_type(path).unwrap_or_else(|| "unknown".into());
-        let coherence = match options.coherence {
-            Some(c) => c,
-            None => match Coherence::from_env()? {
-                Some(c) => c,
-                // Every rank reaches the file through the same mount of the same host: one
-                // client cache, coherent by itself (same page cache; write-behind orders a
-                // client's reads after its own pending writes).
-                None if clients == 1 => Coherence::None,
-                None => Coherence::for_fs_type(&fs_type),
-            },
-        };
+        let caches = ClientCaches::choose(comm.comm(), path, &file, options.coherence)?;
         // Plain writes must lock if any rank may sieve writes: each rank has its own options.
         let may_sieve = u8::from(options.sieve.write != SievePolicy::Never);
         let mut any_sieves = 0u8;
         comm.comm()
             .all_reduce_into(&may_sieve, &mut any_sieves, SystemOperation::max());
-        let lock_plain_writes =
-            any_sieves == 1 && options.fault != Some(FileFault::UnlockedPlainWrites);
-        let direct = match coherence {
-            Coherence::None => None,
-            _ => DirectReader::open(path)
-                .map_err(|e| {
-                    tracing::info!(path = %shown, error = %e, "no direct reads: locked reads drop cached pages instead");
-                })
-                .ok(),
+        #[cfg(feature = "testing")]
+        let any_sieves = if options.fault == Some(FileFault::UnlockedPlainWrites) {
+            0
+        } else {
+            any_sieves
         };
+        let lock_plain_writes = any_sieves == 1;
         let lock = make_lock(comm.comm())?;
-        tracing::debug!(path = %shown, fs_type = %fs_type, clients, coherence = %coherence, lock_plain_writes, direct_reads = direct.is_some(), "opened");
+        tracing::debug!(path = %shown, fs_type = %caches.fs_type(), clients = caches.clients(), coherence = %caches.strategy(), lock_plain_writes, direct_reads = caches.direct_reads(), "opened");
         comm.comm().barrier();
         Ok(AtomicFile {
             lock,
             comm,
             file,
             path: shown,
-            fs_type,
-            coherence,
-            clients,
+            caches,
             atomic: false,
             sieve: options.sieve,
             lock_plain_writes,
-            direct,
             last: None,
         })
     }
@@ -229,28 +196,23 @@ impl<L: RangeLock> AtomicFile<L> {
     /// The file system type the coherence strategy was chosen for (`ext4`,
     /// `fuse.glusterfs`, ...).
     pub fn fs_type(&self) -> &str {
-        &self.fs_type
+        self.caches.fs_type()
     }
 
     /// How many distinct clients (host and mount) the ranks reach the file through. With one,
     /// and no strategy forced, no coherence work is needed and none is done.
     pub fn clients(&self) -> usize {
-        self.clients
+        self.caches.clients()
     }
 
     /// The coherence strategy in use.
     pub fn coherence(&self) -> Coherence {
-        self.coherence
+        self.caches.strategy()
     }
 
     /// The underlying file, for I/O the caller coordinates itself.
     pub fn file(&self) -> &File {
         &self.file
-    }
-
-    /// What the last noncontiguous access did (sieved or piece by piece, I/O calls, bytes).
-    pub fn last_noncontig(&self) -> Option<&Stats> {
-        self.last.as_ref()
     }
 
     /// The lock, e.g. for its statistics.
@@ -283,10 +245,9 @@ impl<L: RangeLock> ParallelFile for AtomicFile<L> {
         if !self.atomic {
             return read_exact_at(&self.file, &self.path, offset, buf);
         }
-        let (file, path, coherence) = (&self.file, self.path.as_str(), self.coherence);
-        let direct = self.direct.as_ref();
+        let (file, path, caches) = (&self.file, self.path.as_str(), &self.caches);
         with_lock(&mut self.lock, range, LockMode::Shared, || {
-            let reader = fresh_reader(file, direct, path, coherence, range)?;
+            let reader = caches.fresh_reader(file, range)?;
             read_exact_at(reader, path, offset, buf)
         })
     }
@@ -302,10 +263,10 @@ impl<L: RangeLock> ParallelFile for AtomicFile<L> {
         // gaps between its pieces, and would erase this write if it landed between the
         // peer's read and write-back (the hazard ROMIO closed in 2021 by locking contiguous
         // writes when data sieving is enabled).
-        let (file, path, coherence) = (&self.file, self.path.as_str(), self.coherence);
+        let (file, path, caches) = (&self.file, self.path.as_str(), &self.caches);
         with_lock(&mut self.lock, range, LockMode::Exclusive, || {
             write_all_at(file, path, offset, data)?;
-            coherence.flush(file, path)
+            caches.publish(file)
         })
     }
 
@@ -316,10 +277,9 @@ impl<L: RangeLock> ParallelFile for AtomicFile<L> {
         };
         let cfg = self.sieve;
         let stats = if self.atomic {
-            let (file, path, coherence) = (&self.file, self.path.as_str(), self.coherence);
-            let direct = self.direct.as_ref();
+            let (file, path, caches) = (&self.file, self.path.as_str(), &self.caches);
             with_lock(&mut self.lock, extent, LockMode::Shared, || {
-                let reader = fresh_reader(file, direct, path, coherence, extent)?;
+                let reader = caches.fresh_reader(file, extent)?;
                 sieve::read_via(reader, path, pieces, buf, &cfg)
             })?
         } else {
@@ -344,14 +304,12 @@ impl<L: RangeLock> ParallelFile for AtomicFile<L> {
         // reading in (or reading ahead) for a neighbouring window cannot be dropped, so a
         // window-sized lock would let a stale page through (measured: 70-140 of 120,000 ints
         // lost across two GlusterFS clients). Holding the extent orders every window of it.
-        let extent_lock =
-            self.atomic || (plan.method == Method::Sieve && self.coherence != Coherence::None);
+        let extent_lock = self.atomic || (plan.method == Method::Sieve && !self.caches.one_copy());
         let stats = if extent_lock {
-            let (file, path, coherence) = (&self.file, self.path.as_str(), self.coherence);
-            let direct = self.direct.as_ref();
+            let (file, path, caches) = (&self.file, self.path.as_str(), &self.caches);
             with_lock(&mut self.lock, extent, LockMode::Exclusive, || {
                 let io = sieve::Io {
-                    read: fresh_reader(file, direct, path, coherence, extent)?,
+                    read: caches.fresh_reader(file, extent)?,
                     write: file,
                 };
                 let stats = sieve::write_planned(
@@ -363,7 +321,7 @@ impl<L: RangeLock> ParallelFile for AtomicFile<L> {
                     &plan,
                     &mut sieve::ExtentHeld,
                 )?;
-                coherence.flush(file, path)?;
+                caches.publish(file)?;
                 Ok(stats)
             })?
         } else {
@@ -375,8 +333,7 @@ impl<L: RangeLock> ParallelFile for AtomicFile<L> {
             let mut guard = WindowLock {
                 lock: &mut self.lock,
                 file: &self.file,
-                path: &self.path,
-                coherence: self.coherence,
+                caches: &self.caches,
                 plain_writes: self.lock_plain_writes,
             };
             sieve::write_planned(
@@ -394,12 +351,16 @@ impl<L: RangeLock> ParallelFile for AtomicFile<L> {
     }
 
     fn set_atomicity(&mut self, atomic: bool) -> Result<()> {
-        self.atomic = super::agree_on_flag(self.comm.comm(), atomic, "atomic mode")?;
+        self.atomic = agree_on_flag(self.comm.comm(), atomic, "atomic mode")?;
         Ok(())
     }
 
     fn atomicity(&self) -> bool {
         self.atomic
+    }
+
+    fn last_noncontig(&self) -> Option<&Stats> {
+        self.last.as_ref()
     }
 
     fn sync(&mut self) -> Result<()> {
@@ -408,29 +369,7 @@ impl<L: RangeLock> ParallelFile for AtomicFile<L> {
             path: self.path.clone(),
             source,
         })?;
-        self.coherence.invalidate_file(&self.file, &self.path)
-    }
-}
-
-/// What a read under a lock reads through, so that it sees every byte written by writers that
-/// released before: the direct reader if there is one (after refreshing the file size), else
-/// `file` after dropping the range's cached pages (both nothing for [`Coherence::None`]).
-fn fresh_reader<'a>(
-    file: &'a File,
-    direct: Option<&'a DirectReader>,
-    path: &str,
-    coherence: Coherence,
-    range: ByteRange,
-) -> Result<&'a dyn ReadAt> {
-    match direct {
-        Some(direct) => {
-            coherence.refresh_size(file, path)?;
-            Ok(direct)
-        }
-        None => {
-            coherence.invalidate(file, path, range.start(), range.len())?;
-            Ok(file)
-        }
+        self.caches.after_sync(&self.file)
     }
 }
 
@@ -457,16 +396,15 @@ fn with_lock<L: RangeLock, R>(
 }
 
 /// A noncontiguous write's protection outside atomic mode, one write at a time: an exclusive
-/// lock on each window's read-modify-write (used with one coherent cache only: through client
-/// caches a sieved write holds its whole extent, see `write_pieces`); and, when
-/// `plain_writes`, the same lock around each plain write of a run, which could otherwise land
-/// in a peer's window between its read and write-back, with the written bytes pushed to the
-/// server before the release.
+/// lock on each window's read-modify-write (used with one coherent copy only: through client
+/// caches a sieved write holds its whole extent and reads it fresh, see `write_pieces`, so a
+/// window's read here needs no coherence work); and, when `plain_writes`, the same lock
+/// around each plain write of a run, which could otherwise land in a peer's window between its
+/// read and write-back, with the written bytes pushed to the server before the release.
 struct WindowLock<'a, L> {
     lock: &'a mut L,
     file: &'a File,
-    path: &'a str,
-    coherence: Coherence,
+    caches: &'a ClientCaches,
     plain_writes: bool,
 }
 
@@ -484,13 +422,14 @@ impl<L: RangeLock> sieve::WindowGuard for WindowLock<'_, L> {
         let Some(range) = range_of(start, (end - start) as usize)? else {
             return io();
         };
-        let (file, path, coherence) = (self.file, self.path, self.coherence);
+        debug_assert!(
+            !rmw || self.caches.one_copy(),
+            "windows lock alone only with one copy"
+        );
+        let (file, caches) = (self.file, self.caches);
         with_lock(self.lock, range, LockMode::Exclusive, || {
-            if rmw {
-                coherence.invalidate(file, path, start, end - start)?;
-            }
             io()?;
-            coherence.flush(file, path)
+            caches.publish(file)
         })
     }
 }
@@ -515,28 +454,6 @@ fn open_file(path: &Path, create: bool) -> Result<File> {
             path: path.display().to_string(),
             source,
         })
-}
-
-/// Identifies the client cache a rank reaches the file through: the host and the device
-/// number of the mount (two mounts of one volume are two clients, with two caches).
-fn client_id(meta: &std::fs::Metadata) -> u64 {
-    use std::hash::{Hash, Hasher};
-    use std::os::unix::fs::MetadataExt;
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    // Deterministic (fixed keys): every rank runs the same binary.
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    host.trim().hash(&mut h);
-    meta.dev().hash(&mut h);
-    h.finish()
-}
-
-/// Collective: the number of distinct client ids over all ranks.
-fn count_clients(comm: &OwnedComm, mine: u64) -> usize {
-    let mut all = vec![0u64; usize::try_from(comm.size()).unwrap_or(0)];
-    comm.comm().all_gather_into(&mine, &mut all[..]);
-    all.sort_unstable();
-    all.dedup();
-    all.len()
 }
 
 fn read_exact_at(file: &dyn ReadAt, path: &str, offset: u64, buf: &mut [u8]) -> Result<()> {

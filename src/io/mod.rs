@@ -3,32 +3,31 @@
 //!
 //! * [`atomic`]: [`AtomicFile`], POSIX I/O with MPI-IO style atomic mode over the lock
 //!   service.
-//! * [`coherence`]: what keeps client caches of distributed file systems coherent under a
-//!   lock they never see.
-//! * [`pieces`]: noncontiguous accesses as validated lists of (offset, length) pieces.
+//! * [`coherence`]: the one owner of what keeps client caches of distributed file systems
+//!   coherent under a lock they never see (chosen at open, two hooks around locked I/O).
 //! * [`sieve`]: data sieving: noncontiguous reads and writes through large contiguous
 //!   windows (read-modify-write for writes), or piece by piece when that is cheaper.
+//!   Noncontiguous accesses are [`Pieces`] (`crate::pieces`).
 //! * [`ParallelFile`]: what every parallel file backend offers — positional reads and
 //!   writes, noncontiguous ones, and a collective atomic mode — so that checks and benchmarks
 //!   can compare backends in one harness.
 //! * [`mpiio`]: the MPI library's own MPI-IO ([`mpiio::MpiIoFile`], ROMIO or Open MPI's ompio)
 //!   behind [`ParallelFile`], the baseline the lock-based backends are measured against.
 //! * [`append`]: appends of many ranks to one shared file through a shared file pointer in an
-//!   MPI window (independent and rank-ordered), with durable close.
+//!   MPI window (independent and rank-ordered), with durable close; and the engine of
+//!   `brlock collect` that writes a job's output through it.
 
 pub mod append;
 pub mod atomic;
 pub mod coherence;
-mod collective;
-pub mod direct;
 pub mod mpiio;
-pub mod pieces;
 pub mod sieve;
 
-pub use atomic::{AtomicFile, FileFault, OpenOptions};
+pub use crate::pieces::{Piece, Pieces};
+#[cfg(feature = "testing")]
+pub use atomic::FileFault;
+pub use atomic::{AtomicFile, OpenOptions};
 pub use coherence::Coherence;
-pub(crate) use collective::{agree_on_flag, agree_outcome, agree_result};
-pub use pieces::{Piece, Pieces};
 
 use crate::error::Result;
 
@@ -98,4 +97,10 @@ pub trait ParallelFile {
     /// # Errors
     /// I/O or MPI errors.
     fn sync(&mut self) -> Result<()>;
+
+    /// What the last noncontiguous access did (sieved or piece by piece, I/O calls, bytes),
+    /// for backends that do their own sieving; `None` for the others.
+    fn last_noncontig(&self) -> Option<&sieve::Stats> {
+        None
+    }
 }

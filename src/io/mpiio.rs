@@ -20,8 +20,10 @@
 
 use std::path::Path;
 
+use crate::collective::agree_on_flag;
 use crate::error::{Error, Result};
-use crate::io::{agree_on_flag, ParallelFile, Pieces};
+use crate::io::ParallelFile;
+use crate::pieces::Pieces;
 use crate::sys::{self, MpiFile, OpenMode, OwnedComm};
 use mpi::topology::Communicator;
 

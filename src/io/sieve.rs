@@ -22,9 +22,10 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
+use crate::choice::choice;
 use crate::error::{Error, Result};
-use crate::io::direct::ReadAt;
-use crate::io::pieces::Pieces;
+use crate::io::coherence::ReadAt;
+use crate::pieces::Pieces;
 
 /// Default size of a write window: ROMIO's `ind_wr_buffer_size` (512 KiB).
 pub const DEFAULT_WRITE_BUFFER: usize = 512 * 1024;
@@ -45,17 +46,17 @@ pub const MAX_BUFFER: usize = 1 << 30;
 /// towards sieving a little too often, which costs only memory copies.
 pub const BYTES_PER_ROUND_TRIP: u64 = 64 * 1024;
 
-/// Whether to sieve.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SievePolicy {
-    /// Decide per access with [`plan`]'s cost model.
-    #[default]
-    Auto,
-    /// Always sieve (ROMIO's `enable`, and in practice its `automatic`).
-    Always,
-    /// Never sieve: one I/O per contiguous run of pieces.
-    Never,
+choice! {
+    /// Whether to sieve.
+    #[derive(Default)]
+    pub enum SievePolicy {
+        /// Decide per access with [`plan`]'s cost model.
+        Auto = "auto" (default),
+        /// Always sieve (ROMIO's `enable`, and in practice its `automatic`).
+        Always = "always",
+        /// Never sieve: one I/O per contiguous run of pieces.
+        Never = "never",
+    }
 }
 
 /// Data-sieving settings of a file.
@@ -598,7 +599,7 @@ pub fn read(
     read_via(file, path, pieces, buf, cfg)
 }
 
-/// [`read`] through any [`ReadAt`], such as a [`crate::io::direct::DirectReader`] that bypasses
+/// [`read`] through any [`ReadAt`], such as a [`crate::io::coherence::DirectReader`] that bypasses
 /// the client's page cache.
 ///
 /// # Errors
@@ -670,7 +671,7 @@ fn read_full(
     stats: &mut Stats,
 ) -> Result<usize> {
     let (got, calls) =
-        crate::io::direct::read_full(file, buf, offset).map_err(|source| Error::Io {
+        crate::io::coherence::read_full(file, buf, offset).map_err(|source| Error::Io {
             op: "read",
             path: path.to_owned(),
             source,

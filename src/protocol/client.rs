@@ -1,14 +1,12 @@
 //! The protocol driver: one rank's side of the lock, over any [`Transport`].
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tracing::field::Empty;
 
-use super::{blocks, Faults, Request, Slot, State, NO_TICKET, SLOT_WORDS};
-use crate::error::{Error, Result};
-use crate::lock::{ensure_free, RangeLock};
+use super::{blocks_with, Drained, Faults, Request, Slot, State, Transport, NO_TICKET, SLOT_WORDS};
+use crate::error::{ensure_free, Error, Result};
 use crate::range::{ByteRange, LockMode};
-use crate::transport::{Drained, Transport};
 
 /// Counters kept by a [`LockClient`]; cheap, always on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -40,11 +38,14 @@ enum Wake {
     Unblocked,
 }
 
-/// How long an acquisition may wait.
-#[derive(Debug, Clone, Copy)]
-enum Patience {
+/// How long a request may wait for its range ([`LockClient::request`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Patience {
+    /// Not at all: take the range if nothing blocks it now (`try_lock`).
     Never,
+    /// Until this instant (`lock_timeout`).
     Until(Instant),
+    /// As long as it takes (`lock`).
     Forever,
 }
 
@@ -57,8 +58,21 @@ impl Patience {
     }
 }
 
+/// Which conflicting waiters a release (or a request that gives up) wakes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WakePolicy {
+    /// Only the waiters that nothing else blocks in the releasing epoch's view: a waiter that
+    /// something else still blocks would only fail again, and its remaining blocker wakes it
+    /// later (`docs/protocol.md`, "No lost wake-up"). The default.
+    #[default]
+    Unblocked,
+    /// Every conflicting waiter, as the 2005 algorithm does: correct too, with more wake-ups
+    /// and retry epochs. For comparisons.
+    AllConflicting,
+}
+
 /// One rank's handle on a byte-range lock service: the protocol of `docs/protocol.md` run over
-/// a [`Transport`]. Implements [`RangeLock`].
+/// a [`Transport`]. Implements [`RangeLock`](crate::lock::RangeLock).
 ///
 /// Creating and shutting down the transport are collective; so is [`LockClient::shutdown`]
 /// (and dropping a client, which shuts it down).
@@ -74,6 +88,7 @@ pub struct LockClient<T: Transport> {
     received: u64,
     last_ticket: Option<u64>,
     stats: Stats,
+    wake_policy: WakePolicy,
     faults: Faults,
     /// Set when a transport failure may have left this rank's slot non-idle.
     broken: Option<String>,
@@ -93,17 +108,29 @@ impl<T: Transport> LockClient<T> {
             received: 0,
             last_ticket: None,
             stats: Stats::default(),
+            wake_policy: WakePolicy::default(),
             faults: Faults::default(),
             broken: None,
             shut_down: false,
         }
     }
 
-    /// Run a deliberately broken protocol variant (model-check controls only).
-    #[doc(hidden)]
+    /// Wakes waiters by `policy` from now on.
+    pub fn with_wake_policy(mut self, policy: WakePolicy) -> Self {
+        self.wake_policy = policy;
+        self
+    }
+
+    /// Runs a deliberately broken protocol variant (the model checks' negative controls).
+    #[cfg(feature = "testing")]
     pub fn with_faults(mut self, faults: Faults) -> Self {
         self.faults = faults;
         self
+    }
+
+    /// The range and mode currently held, if any.
+    pub fn held(&self) -> Option<(ByteRange, LockMode)> {
+        self.held
     }
 
     /// This rank.
@@ -180,7 +207,8 @@ impl<T: Transport> LockClient<T> {
 
     /// Whether anything in the last epoch's view keeps `me` from being granted.
     fn blocked(&self, me: &Request) -> bool {
-        !self.faults.ignore_conflicts && self.others().any(|(_, s)| blocks(me, &s, self.faults))
+        !self.faults.ignore_conflicts
+            && self.others().any(|(_, s)| blocks_with(me, &s, self.faults))
     }
 
     /// Send a wake-up to every rank whose slot, in the last epoch's view, is WAITING for a
@@ -207,7 +235,7 @@ impl<T: Transport> LockClient<T> {
                 (Wake::OlderThan(ticket), _) => s.ticket < ticket,
                 (Wake::Unblocked, Some(oldest)) => s.ticket == oldest,
                 (Wake::Unblocked, None) => {
-                    self.faults.wake_all_waiters || !self.still_blocked(r, &s)
+                    self.wake_policy == WakePolicy::AllConflicting || !self.still_blocked(r, &s)
                 }
             };
             if wanted {
@@ -234,7 +262,7 @@ impl<T: Transport> LockClient<T> {
             ticket: w.ticket,
         };
         self.others()
-            .any(|(r, s)| r != waiter && blocks(&req, &s, self.faults))
+            .any(|(r, s)| r != waiter && blocks_with(&req, &s, self.faults))
     }
 
     /// Clear this rank's slot and wake the conflicting waiters nothing else blocks: used both
@@ -249,7 +277,20 @@ impl<T: Transport> LockClient<T> {
         }
     }
 
-    fn acquire(&mut self, range: ByteRange, mode: LockMode, patience: Patience) -> Result<bool> {
+    /// Requests `range` in `mode`, waiting as `patience` allows. Returns whether it was
+    /// granted; a request that gives up (or fails) leaves nothing held and no other rank
+    /// waiting because of it. This is what [`RangeLock`](crate::lock::RangeLock)'s `lock`,
+    /// `try_lock` and `lock_timeout` do.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyHeld`] if a range is held; [`Error::Poisoned`] after a failure that may
+    /// have left this rank's slot published, or after shutdown; transport errors.
+    pub fn request(
+        &mut self,
+        range: ByteRange,
+        mode: LockMode,
+        patience: Patience,
+    ) -> Result<bool> {
         self.usable()?;
         ensure_free(self.held, range)?;
         let span = tracing::debug_span!(
@@ -368,7 +409,12 @@ impl<T: Transport> LockClient<T> {
         }
     }
 
-    fn release(&mut self) -> Result<()> {
+    /// Releases the range held, waking the waiters it unblocks.
+    ///
+    /// # Errors
+    /// [`Error::NotHeld`] if nothing is held; [`Error::Poisoned`] as for
+    /// [`LockClient::request`]; transport errors (the service is unusable afterwards).
+    pub fn release(&mut self) -> Result<()> {
         self.usable()?;
         let (range, mode) = self.held.ok_or(Error::NotHeld)?;
         let span =
@@ -391,40 +437,6 @@ impl<T: Transport> LockClient<T> {
                 Err(e)
             }
         }
-    }
-}
-
-impl<T: Transport> RangeLock for LockClient<T> {
-    fn lock(&mut self, range: ByteRange, mode: LockMode) -> Result<()> {
-        self.acquire(range, mode, Patience::Forever).map(|_| ())
-    }
-
-    fn try_lock(&mut self, range: ByteRange, mode: LockMode) -> Result<bool> {
-        self.acquire(range, mode, Patience::Never)
-    }
-
-    fn lock_timeout(
-        &mut self,
-        range: ByteRange,
-        mode: LockMode,
-        timeout: Duration,
-    ) -> Result<bool> {
-        let deadline = Instant::now()
-            .checked_add(timeout)
-            .map_or(Patience::Forever, Patience::Until);
-        self.acquire(range, mode, deadline)
-    }
-
-    fn unlock(&mut self) -> Result<()> {
-        self.release()
-    }
-
-    fn held(&self) -> Option<(ByteRange, LockMode)> {
-        self.held
-    }
-
-    fn arrival_ticket(&self) -> Option<u64> {
-        self.last_ticket
     }
 }
 

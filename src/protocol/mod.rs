@@ -6,17 +6,28 @@
 //! granted before an earlier one), `try_lock`, timeouts, and exact accounting of wake-up
 //! messages.
 //!
-//! The module has three parts:
+//! The module has four parts:
 //! * the table layout and [`Slot`] codec (what one rank publishes about itself);
 //! * [`blocks`], the one rule that decides whether another rank's slot keeps a request from
-//!   being granted, and [`Faults`], deliberately broken variants for the model checks;
-//! * [`LockClient`], the driver that runs the protocol over any [`Transport`].
+//!   being granted;
+//! * [`Transport`], what the protocol needs from the world (the table window and the wake-up
+//!   channel), implemented in [`crate::transport`];
+//! * [`LockClient`], the driver that runs the protocol over any [`Transport`], with its
+//!   [`WakePolicy`] (the 2005 algorithm's wake-everyone release is one of them) and, with the
+//!   `testing` feature, `Faults`: deliberately broken variants for the model checks.
 //!
-//! [`Transport`]: crate::transport::Transport
+//! No MPI inside: everything here runs unchanged over MPI and over the simulation.
 
 mod client;
+mod faults;
+mod transport;
 
-pub use client::{LockClient, Stats};
+pub use client::{LockClient, Patience, Stats, WakePolicy};
+#[cfg(feature = "testing")]
+pub use faults::Faults;
+#[cfg(not(feature = "testing"))]
+pub(crate) use faults::Faults;
+pub use transport::{Drained, Transport};
 
 use crate::range::{self, ByteRange, LockMode};
 
@@ -154,31 +165,6 @@ impl Request {
     }
 }
 
-/// Deliberately broken protocol variants. The model checks run each of them to show that the
-/// checkers catch the bug; production code never sets them.
-#[doc(hidden)]
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Faults {
-    /// Grant without looking at other slots: breaks mutual exclusion.
-    pub ignore_conflicts: bool,
-    /// Release without waking waiters: waiters sleep forever (deadlock).
-    pub skip_release_wakeups: bool,
-    /// Retreat from a first ACTIVE attempt to WAITING without waking older waiters that may
-    /// have blocked on that ACTIVE slot: two requests can wait on each other (deadlock).
-    pub skip_retreat_wakeups: bool,
-    /// Ignore tickets: newcomers overtake older waiters (the 2005 algorithm's behaviour);
-    /// breaks the bypass bound.
-    pub ignore_tickets: bool,
-    /// Do not consume pending wake-ups at shutdown: leftover messages.
-    pub skip_drain: bool,
-    /// Release and give-up wake only the oldest conflicting waiter, even when younger ones
-    /// wait for other ranges that nothing else blocks: they sleep forever (deadlock).
-    pub wake_oldest_only: bool,
-    /// Release and give-up wake every conflicting waiter, as the 2005 algorithm does, instead
-    /// of only those nothing else blocks. Not a bug: more wake-ups and retry epochs.
-    pub wake_all_waiters: bool,
-}
-
 /// Whether `other` (another rank's slot, as read in an epoch) keeps `me` from being granted,
 /// and so is what `me` must wait for.
 ///
@@ -188,7 +174,12 @@ pub struct Faults {
 ///   holder and always blocks.
 /// * A WAITING conflicting slot blocks if it is older: newcomers defer to older waiters.
 /// * IDLE or non-conflicting slots never block.
-pub fn blocks(me: &Request, other: &Slot, faults: Faults) -> bool {
+pub fn blocks(me: &Request, other: &Slot) -> bool {
+    blocks_with(me, other, Faults::default())
+}
+
+/// [`blocks`], with the injected faults of the model checks' controls.
+pub(crate) fn blocks_with(me: &Request, other: &Slot, faults: Faults) -> bool {
     if !other.conflicts_with(me.range, me.mode) {
         return false;
     }
@@ -225,20 +216,19 @@ mod tests {
             mode: LockMode::Exclusive,
             ticket: 5,
         };
-        let none = Faults::default();
         let slot = |state, t| Slot::request(state, r(5, 15), LockMode::Shared, t);
-        assert!(blocks(&me, &slot(State::Active, NO_TICKET), none));
-        assert!(blocks(&me, &slot(State::Active, 4), none));
-        assert!(!blocks(&me, &slot(State::Active, 6), none));
-        assert!(blocks(&me, &slot(State::Waiting, 4), none));
-        assert!(!blocks(&me, &slot(State::Waiting, 6), none));
-        assert!(!blocks(&me, &Slot::IDLE, none));
+        assert!(blocks(&me, &slot(State::Active, NO_TICKET)));
+        assert!(blocks(&me, &slot(State::Active, 4)));
+        assert!(!blocks(&me, &slot(State::Active, 6)));
+        assert!(blocks(&me, &slot(State::Waiting, 4)));
+        assert!(!blocks(&me, &slot(State::Waiting, 6)));
+        assert!(!blocks(&me, &Slot::IDLE));
         let disjoint = Slot::request(State::Active, r(10, 20), LockMode::Exclusive, 1);
-        assert!(!blocks(&me, &disjoint, none));
+        assert!(!blocks(&me, &disjoint));
         let reader = Request {
             mode: LockMode::Shared,
             ..me
         };
-        assert!(!blocks(&reader, &slot(State::Active, 1), none));
+        assert!(!blocks(&reader, &slot(State::Active, 1)));
     }
 }

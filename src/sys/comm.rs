@@ -1,4 +1,5 @@
-//! A communicator we own: duplicated, `MPI_ERRORS_RETURN`, freed exactly once.
+//! Communicators: one we own (duplicated, `MPI_ERRORS_RETURN`, freed exactly once), and one a
+//! caller lends us (a handle from C).
 
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
@@ -8,7 +9,7 @@ use mpi::ffi;
 use mpi::raw::{AsRaw, FromRaw};
 use mpi::topology::{AsCommunicator, Communicator, Rank, SimpleCommunicator};
 
-use super::{check, errors_return, is_finalized};
+use super::{check, errors_return, free_on_drop, is_finalized};
 use crate::error::{Error, Result};
 
 /// A private duplicate of a communicator, with `MPI_ERRORS_RETURN` as its error handler.
@@ -42,17 +43,8 @@ impl OwnedComm {
     /// `MPI_Comm_set_errhandler`.
     pub fn duplicate(comm: &impl Communicator) -> Result<OwnedComm> {
         let raw = comm.as_raw();
-        let mut inter: c_int = 0;
-        // SAFETY: `raw` is a live communicator borrowed from `comm` for this call; `inter` is a
-        // valid out-pointer.
-        check("MPI_Comm_test_inter", unsafe {
-            ffi::MPI_Comm_test_inter(raw, &mut inter)
-        })?;
-        if inter != 0 {
-            return Err(Error::InvalidArgument(
-                "cannot duplicate an inter-communicator into an OwnedComm".into(),
-            ));
-        }
+        // SAFETY: `raw` is a live communicator borrowed from `comm` for this call.
+        unsafe { ensure_intra(raw) }?;
         // SAFETY: reading an immutable extern static initialised by rsmpi's C shim.
         let mut new = unsafe { ffi::RSMPI_COMM_NULL };
         // SAFETY: `raw` is live (see above); `new` is a valid out-pointer for the new handle.
@@ -142,16 +134,115 @@ impl std::fmt::Debug for OwnedComm {
 
 impl Drop for OwnedComm {
     fn drop(&mut self) {
-        if self.freed {
-            return;
-        }
-        if is_finalized() {
-            self.freed = true;
-            tracing::error!("communicator dropped after MPI_Finalize; its handle is leaked");
-            return;
-        }
-        if let Err(e) = self.release() {
-            tracing::error!("freeing a communicator on drop: {e}");
+        if !self.freed {
+            free_on_drop(&"a communicator", || self.release());
         }
     }
+}
+
+/// A communicator that belongs to someone else — typically an `MPI_Comm` handed over by a C or
+/// Fortran caller — used by the library without owning it: never freed here.
+///
+/// Everything that takes `&impl Communicator` takes it through [`BorrowedComm::comm`]; the
+/// lock service, `AtomicFile` and `AppendFile` duplicate it for their own traffic, so the
+/// caller's handle is only read. Neither `Send` nor `Sync`.
+pub struct BorrowedComm {
+    /// rsmpi's wrapper around the caller's handle. Never dropped: its drop would free the
+    /// caller's communicator.
+    comm: ManuallyDrop<SimpleCommunicator>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl BorrowedComm {
+    /// Wraps the caller's communicator `raw`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for `MPI_COMM_NULL`, when MPI is not initialised (or already
+    /// finalized), and for an inter-communicator; [`Error::Mpi`] if asking MPI about `raw`
+    /// fails.
+    ///
+    /// # Safety
+    /// `raw` must be `MPI_COMM_NULL` or a live communicator handle of this process, and stay
+    /// live (not freed by the caller) for as long as the returned value and everything built
+    /// on it are used.
+    ///
+    /// MPI 3.1 §8.7 `MPI_Initialized`, §6.6.1 `MPI_Comm_test_inter`.
+    pub unsafe fn from_raw(raw: ffi::MPI_Comm) -> Result<BorrowedComm> {
+        // SAFETY: reading an immutable extern static initialised by rsmpi's C shim.
+        let null = unsafe { ffi::RSMPI_COMM_NULL };
+        if raw == null {
+            return Err(Error::InvalidArgument(
+                "the communicator is MPI_COMM_NULL".into(),
+            ));
+        }
+        let mut initialized: c_int = 0;
+        // SAFETY: a valid out-pointer; MPI_Initialized may be called at any time.
+        check("MPI_Initialized", unsafe {
+            ffi::MPI_Initialized(&mut initialized)
+        })?;
+        if initialized == 0 || is_finalized() {
+            return Err(Error::InvalidArgument(
+                "MPI is not initialised (or already finalized): the caller owns MPI and must \
+                 initialise it first"
+                    .into(),
+            ));
+        }
+        // SAFETY: the caller guarantees `raw` is a live communicator handle.
+        unsafe { ensure_intra(raw) }?;
+        // SAFETY: reading immutable extern statics initialised by rsmpi's C shim.
+        let (world, me) = unsafe { (ffi::RSMPI_COMM_WORLD, ffi::RSMPI_COMM_SELF) };
+        // rsmpi models the predefined communicators apart from user handles.
+        let comm = ManuallyDrop::new(if raw == world {
+            SimpleCommunicator::world()
+        } else if raw == me {
+            SimpleCommunicator::self_comm()
+        } else {
+            // SAFETY: `raw` is a live intra-communicator of this process (checked above, and
+            // by the caller's promise) other than the predefined ones. The wrapper is never
+            // dropped (ManuallyDrop), so rsmpi never frees the caller's handle.
+            unsafe { SimpleCommunicator::from_raw(raw) }
+        });
+        Ok(BorrowedComm {
+            comm,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// The communicator, for the library's constructors and rsmpi's operations.
+    pub fn comm(&self) -> &SimpleCommunicator {
+        &self.comm
+    }
+}
+
+impl std::fmt::Debug for BorrowedComm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BorrowedComm")
+            .field("rank", &self.comm.rank())
+            .field("size", &self.comm.size())
+            .finish()
+    }
+}
+
+/// `Ok` if `raw` is an intra-communicator: an inter-communicator cannot carry a lock service or
+/// a shared file (decided identically on every rank, before any communication).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for an inter-communicator; [`Error::Mpi`] if MPI fails.
+///
+/// # Safety
+/// `raw` must be a live communicator handle.
+///
+/// MPI 3.1 §6.6.1, `MPI_Comm_test_inter`.
+unsafe fn ensure_intra(raw: ffi::MPI_Comm) -> Result<()> {
+    let mut inter: c_int = 0;
+    // SAFETY: `raw` is live (the caller's promise); `inter` is a valid out-pointer.
+    check("MPI_Comm_test_inter", unsafe {
+        ffi::MPI_Comm_test_inter(raw, &mut inter)
+    })?;
+    if inter != 0 {
+        return Err(Error::InvalidArgument(
+            "an inter-communicator cannot carry a lock service or a shared file".into(),
+        ));
+    }
+    Ok(())
 }

@@ -5,9 +5,9 @@ use std::os::raw::c_int;
 
 use mpi::ffi;
 
-use super::{check, is_finalized};
+use super::{check, free_on_drop};
 use crate::error::{Error, Result};
-use crate::io::Pieces;
+use crate::pieces::Pieces;
 
 /// `MPI_UINT8_T`, the byte type of every buffer and file view here (rsmpi has no `MPI_BYTE`;
 /// for the `"native"` data representation the two move the same bytes).
@@ -125,15 +125,12 @@ impl Datatype {
 
 impl Drop for Datatype {
     fn drop(&mut self) {
-        if is_finalized() {
-            tracing::error!("datatype dropped after MPI_Finalize; its handle is leaked");
-            return;
-        }
-        // SAFETY: `raw` is a live datatype this object created and frees exactly once, here.
-        if let Err(e) = check("MPI_Type_free", unsafe {
-            ffi::MPI_Type_free(&mut self.raw)
-        }) {
-            tracing::error!("freeing a datatype: {e}");
-        }
+        free_on_drop(&"a datatype", || {
+            // SAFETY: `raw` is a live datatype this object created and frees exactly once,
+            // here.
+            check("MPI_Type_free", unsafe {
+                ffi::MPI_Type_free(&mut self.raw)
+            })
+        });
     }
 }

@@ -17,9 +17,9 @@ use mpi::topology::Communicator;
 
 use super::datatype::{byte_type, Datatype};
 use super::error::{error_class, error_string};
-use super::{check, errors_return, is_finalized};
+use super::{check, errors_return, free_on_drop};
 use crate::error::{Error, Result};
-use crate::io::Pieces;
+use crate::pieces::Pieces;
 
 /// How [`MpiFile::open`] opens a file (the access mode, MPI 3.1 §13.2.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -373,19 +373,9 @@ impl std::fmt::Debug for MpiFile {
 
 impl Drop for MpiFile {
     fn drop(&mut self) {
-        if self.closed {
-            return;
-        }
-        if is_finalized() {
-            self.closed = true;
-            tracing::error!(
-                "MPI file {} dropped after MPI_Finalize; its handle is leaked",
-                self.path.display()
-            );
-            return;
-        }
-        if let Err(e) = self.release() {
-            tracing::error!("closing MPI file {} on drop: {e}", self.path.display());
+        if !self.closed {
+            let what = format!("MPI file {}", self.path.display());
+            free_on_drop(&what, || self.release());
         }
     }
 }
@@ -546,18 +536,14 @@ impl Info {
 
 impl Drop for Info {
     fn drop(&mut self) {
-        if !self.owned {
-            return;
-        }
-        if is_finalized() {
-            tracing::error!("info object dropped after MPI_Finalize; its handle is leaked");
-            return;
-        }
-        // SAFETY: `raw` is a live info object this value owns and frees exactly once, here.
-        if let Err(e) = check("MPI_Info_free", unsafe {
-            ffi::MPI_Info_free(&mut self.raw)
-        }) {
-            tracing::error!("freeing an info object: {e}");
+        if self.owned {
+            free_on_drop(&"an info object", || {
+                // SAFETY: `raw` is a live info object this value owns and frees exactly once,
+                // here.
+                check("MPI_Info_free", unsafe {
+                    ffi::MPI_Info_free(&mut self.raw)
+                })
+            });
         }
     }
 }

@@ -11,7 +11,8 @@
 //! * [`Window`]: a window of `u64` words with bounds-checked passive-target epochs
 //!   ([`Window::with_lock`], [`Epoch`]);
 //! * [`MpiFile`]: an MPI-IO file ([`OpenMode`]) with positional byte reads and writes, atomic
-//!   mode, and file views built from [`Pieces`](crate::io::Pieces).
+//!   mode, and file views built from [`Pieces`](crate::pieces::Pieces);
+//! * [`BorrowedComm`]: a communicator handed over by a caller (from C), used without owning it.
 //!
 //! # Lifetime rules
 //!
@@ -33,7 +34,7 @@ mod file;
 mod fs;
 mod window;
 
-pub use comm::OwnedComm;
+pub use comm::{BorrowedComm, OwnedComm};
 pub(crate) use error::check;
 pub use file::{MpiFile, OpenMode};
 pub use fs::refresh_size;
@@ -102,6 +103,20 @@ pub fn abort(comm: &impl Communicator, code: i32) -> ! {
     }
     // MPI_Abort should not return; make sure of it.
     std::process::abort()
+}
+
+/// What the `Drop` of a handle we own does: frees it with `free` unless MPI is finalized
+/// already — calling MPI then is erroneous, so the handle is leaked, with an error event — and
+/// reports a failure as an error event, since a destructor cannot return it. `what` names the
+/// handle in those events ("a window").
+fn free_on_drop(what: &dyn std::fmt::Display, free: impl FnOnce() -> crate::Result<()>) {
+    if is_finalized() {
+        tracing::error!("{what} dropped after MPI_Finalize; its handle is leaked");
+        return;
+    }
+    if let Err(e) = free() {
+        tracing::error!("freeing {what} on drop: {e}");
+    }
 }
 
 /// `MPI_ERRORS_RETURN`, for communicators and windows we own.

@@ -29,7 +29,7 @@ use mpi::collective::{CommunicatorCollectives, SystemOperation};
 use mpi::ffi;
 use mpi::topology::{Communicator, Rank};
 
-use super::{check, errors_return, is_finalized};
+use super::{check, errors_return, free_on_drop};
 use crate::error::{Error, Result};
 
 /// Bytes per window word; the window's displacement unit.
@@ -365,16 +365,8 @@ impl std::fmt::Debug for Window {
 
 impl Drop for Window {
     fn drop(&mut self) {
-        if self.freed {
-            return;
-        }
-        if is_finalized() {
-            self.freed = true;
-            tracing::error!("window dropped after MPI_Finalize; its handle is leaked");
-            return;
-        }
-        if let Err(e) = self.release() {
-            tracing::error!("freeing a window on drop: {e}");
+        if !self.freed {
+            free_on_drop(&"a window", || self.release());
         }
     }
 }

@@ -19,9 +19,10 @@ use mpi::point_to_point::{Destination, Source};
 use mpi::topology::{Communicator, Rank};
 use mpi::traits::CommunicatorCollectives;
 
-use super::{Drained, Transport};
 use crate::error::{Error, Result};
-use crate::protocol::{slot_offset, table_words, LockClient, NO_TICKET, SLOT_WORDS, TICKET_WORD};
+use crate::protocol::{
+    slot_offset, table_words, Drained, Transport, NO_TICKET, SLOT_WORDS, TICKET_WORD,
+};
 use crate::sys::{LockKind, Op, OwnedComm, Window};
 
 /// Tag of wake-up messages on the service's private communicator.
@@ -37,21 +38,6 @@ const SPIN: Duration = Duration::from_micros(20);
 /// How long shutdown keeps probing for unaccounted wake-ups after the drain.
 const LEFTOVER_PROBE: Duration = Duration::from_millis(2);
 
-/// The lock service over MPI: [`LockClient`] on [`RmaTransport`].
-pub type RmaLock = LockClient<RmaTransport>;
-
-impl LockClient<RmaTransport> {
-    /// Create a lock service over `comm` with the table on rank `home`. Collective over
-    /// `comm`: every rank calls it with the same `home`. Independent services (one per file,
-    /// say) can coexist; each has its own window and communicator.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] if `home` is not a rank of `comm`; MPI errors.
-    pub fn open(comm: &impl Communicator, home: Rank) -> Result<RmaLock> {
-        RmaTransport::new(comm, home).map(LockClient::new)
-    }
-}
-
 /// One rank's side of the MPI table window and wake-up channel.
 #[derive(Debug)]
 pub struct RmaTransport {
@@ -64,10 +50,11 @@ pub struct RmaTransport {
 }
 
 impl RmaTransport {
-    /// Collective over `comm`; see [`LockClient::open`].
+    /// Creates the table window on `home` and the private communicator, collectively over
+    /// `comm`; see [`RmaLock::open`](crate::lock::RmaLock).
     ///
     /// # Errors
-    /// As for [`LockClient::open`].
+    /// [`Error::InvalidArgument`] if `home` is not a rank of `comm`; MPI errors.
     pub fn new(comm: &impl Communicator, home: Rank) -> Result<Self> {
         let size = comm.size();
         if !(0..size).contains(&home) {

@@ -7,9 +7,10 @@
 
 use std::time::Instant;
 
-use super::{Drained, Transport};
 use crate::error::Result;
-use crate::protocol::{slot_offset, table_words, SLOT_WORDS, TICKET_WORD};
+use crate::protocol::{
+    slot_offset, table_words, Drained, Transport, NO_TICKET, SLOT_WORDS, TICKET_WORD,
+};
 use crate::sync::{self, thread, Arc, Condvar, Mutex};
 
 #[derive(Debug, Default)]
@@ -34,6 +35,22 @@ struct World {
     mailboxes: Vec<Mailbox>,
     teardown: Mutex<Teardown>,
     teardown_cv: Condvar,
+}
+
+impl World {
+    /// Tells the others that a teardown counter moved, and waits until `counter` has counted
+    /// every rank.
+    fn wait_for_all<'a>(
+        &self,
+        mut td: sync::MutexGuard<'a, Teardown>,
+        counter: fn(&Teardown) -> usize,
+    ) -> sync::MutexGuard<'a, Teardown> {
+        self.teardown_cv.notify_all();
+        while counter(&td) < self.size {
+            td = self.teardown_cv.wait(td).unwrap_or_else(|p| p.into_inner());
+        }
+        td
+    }
 }
 
 /// One simulated rank's transport. Create a set with [`world`].
@@ -110,7 +127,7 @@ impl Transport for SimTransport {
             shared[TICKET_WORD] = t + 1;
             t
         } else {
-            crate::protocol::NO_TICKET
+            NO_TICKET
         };
         table.copy_from_slice(&shared[slot_offset(0)..]);
         Ok(ticket)
@@ -147,13 +164,7 @@ impl Transport for SimTransport {
             *total += mine;
         }
         td.entered += 1;
-        world.teardown_cv.notify_all();
-        while td.entered < world.size {
-            td = world
-                .teardown_cv
-                .wait(td)
-                .unwrap_or_else(|p| p.into_inner());
-        }
+        let td = world.wait_for_all(td, |t| t.entered);
         let owed = td.sent_to[self.rank].saturating_sub(received);
         drop(td);
         // Every send has completed (senders are past phase 1), so what we are owed is queued.
@@ -166,14 +177,7 @@ impl Transport for SimTransport {
         // Phase 2: wait until everyone drained, then look for leftovers.
         let mut td = sync::lock(&world.teardown);
         td.drained += 1;
-        world.teardown_cv.notify_all();
-        while td.drained < world.size {
-            td = world
-                .teardown_cv
-                .wait(td)
-                .unwrap_or_else(|p| p.into_inner());
-        }
-        drop(td);
+        drop(world.wait_for_all(td, |t| t.drained));
         let leftover = *sync::lock(&world.mailboxes[self.rank].pending);
         Ok(Drained { drained, leftover })
     }

@@ -24,10 +24,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use brlock::protocol::{Faults, LockClient, Stats};
+use brlock::check::verify::{Observed, Observer};
+use brlock::protocol::{Drained, Transport};
+use brlock::protocol::{Faults, LockClient, Stats, WakePolicy};
 use brlock::transport::sim::run_ranks;
-use brlock::transport::{Drained, Transport};
-use brlock::verify::{Observed, Observer};
 use brlock::{ByteRange, LockMode, RangeLock};
 
 /// Panic message prefix of a mutual exclusion failure.
@@ -91,8 +91,10 @@ pub const LONG: Duration = Duration::from_secs(3600);
 pub struct Scenario {
     /// `plans[r]` is rank `r`'s sequence of requests.
     pub plans: Vec<Vec<Op>>,
-    /// Protocol variant (all default = the real protocol).
+    /// Injected faults (all default = the real protocol).
     pub faults: Faults,
+    /// Which waiters a release wakes.
+    pub wake: WakePolicy,
 }
 
 impl Scenario {
@@ -101,7 +103,14 @@ impl Scenario {
         Scenario {
             plans,
             faults: Faults::default(),
+            wake: WakePolicy::default(),
         }
+    }
+
+    /// The same plans with releases that wake by `wake`.
+    pub fn with_wake_policy(mut self, wake: WakePolicy) -> Self {
+        self.wake = wake;
+        self
     }
 
     /// The same plans under a broken variant.
@@ -139,11 +148,13 @@ pub fn run_rank<T: Transport>(
     t: T,
     obs: &Observer,
     ops: &[Op],
-    faults: Faults,
+    variant: (Faults, WakePolicy),
     hold: fn(usize),
 ) -> RankReport {
     let rank = t.rank();
-    let mut client = LockClient::new(t).with_faults(faults);
+    let mut client = LockClient::new(t)
+        .with_faults(variant.0)
+        .with_wake_policy(variant.1);
     let (mut locks, mut granted, mut gave_up) = (0, 0, 0);
     for op in ops {
         let arrival = obs.arriving();
@@ -250,10 +261,10 @@ pub fn simulate(sc: &Scenario, hold: fn(usize)) -> Outcome {
     let obs = Observer::new(n);
     let rank_obs = obs.clone();
     let plans = sc.plans.clone();
-    let faults = sc.faults;
+    let variant = (sc.faults, sc.wake);
     let reports = run_ranks(n, move |t| {
         let r = t.rank();
-        run_rank(t, &rank_obs, &plans[r], faults, hold)
+        run_rank(t, &rank_obs, &plans[r], variant, hold)
     });
     Outcome {
         observed: obs.observed(),

@@ -248,23 +248,20 @@ impl IndexVerdict {
     }
 }
 
-/// Checks an index of `rank seq offset length` text lines (length without the newline)
-/// against `data` and `expected`.
+/// Checks an index ([`super::index`]: `rank seq offset length` text lines, length without the
+/// newline) against `data` and `expected`.
 pub fn verify_index(data: &[u8], index: &[u8], expected: &Expected) -> IndexVerdict {
     let mut v = IndexVerdict::default();
     let mut seen: HashMap<(u32, u64), u64> = HashMap::new();
     for l in lines(index) {
         v.entries += 1;
-        let fields: Vec<u64> = std::str::from_utf8(l)
-            .unwrap_or("")
-            .split(' ')
-            .filter_map(|f| f.parse().ok())
-            .collect();
-        let &[rank, seq, offset, len] = fields.as_slice() else {
-            v.bad += 1;
-            continue;
-        };
-        let Ok(rank) = u32::try_from(rank) else {
+        let Some(super::index::Entry {
+            rank,
+            seq,
+            offset,
+            len,
+        }) = super::index::Entry::parse(l)
+        else {
             v.bad += 1;
             continue;
         };

@@ -2,7 +2,7 @@
 //! order, written here independently of the module.
 
 use super::*;
-use crate::workload::Rng;
+use crate::check::workload::Rng;
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

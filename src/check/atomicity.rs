@@ -1,0 +1,439 @@
+//! `check atomicity`: in the spirit of ROMIO's atomicity test, rank 0 rewrites a region
+//! of ints again and again while every other rank reads it, and every read is judged.
+//!
+//! * **mixed**: the ints of one read do not all hold the same value (the read saw part of a
+//!   write), or hold a value nobody wrote;
+//! * **stale**: all ints hold one value, but an older one than the writer had already
+//!   released before the read began. The writer announces each released version in a
+//!   one-sided counter on rank 0 (a window of its own, not the lock's); a reader fetches the
+//!   counter before it reads, so "released before" is exact, not a guess from timing.
+//!
+//! Write `k` (k = 1, 2, ...) sets every int to `k`. With `--noncontig` the region interleaves
+//! accessed ints with gap ints that hold a sentinel: the accesses are every other int (many
+//! small pieces), and at the end the gaps must still hold the sentinel ("clobbered" counts
+//! those that do not).
+//!
+//! With `--alt-file`, odd ranks open the file under that path: the same file through a second
+//! client mount, which is where stale reads come from.
+//!
+//! [`FileBackend::None`] does plain I/O: no lock, no coherence work. It is the negative control
+//! and is expected to report mixed or stale reads.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use mpi::collective::{CommunicatorCollectives, SystemOperation};
+use mpi::topology::Communicator;
+use serde::Serialize;
+
+use super::files::{lay_out, open_backend, settle, FileBackend, Opened};
+use super::{mpi_library, requested_osc, Check, Outcome, Run};
+use crate::collective::split_path;
+use crate::error::{Error, Result};
+use crate::io::{Coherence, OpenOptions, ParallelFile};
+use crate::pieces::Pieces;
+use crate::sys::{LockKind, Op, Window};
+
+/// What `check atomicity` does.
+#[derive(Debug, Clone)]
+pub struct AtomicityCheck {
+    /// The file (created if missing; its first bytes are overwritten).
+    pub file: PathBuf,
+    /// The same file through another mount (another client): odd ranks use this path.
+    pub alt_file: Option<PathBuf>,
+    /// How the file is accessed.
+    pub backend: FileBackend,
+    /// Access every other int of the region (noncontiguous reads and writes).
+    pub noncontig: bool,
+    /// Writes of rank 0, and reads of every other rank.
+    pub iters: u64,
+    /// Ints in one access.
+    pub ints: u64,
+    /// Coherence strategy of the lock-based backend (default: chosen at open).
+    pub coherence: Option<Coherence>,
+    /// Data-sieving buffer (read and write) of the lock-based backends, in bytes. Small
+    /// buffers (ROMIO's test uses about 1.1 KiB) make one noncontiguous access many windows.
+    pub sieve_buffer: Option<usize>,
+}
+
+/// The report of `check atomicity` (rank 0).
+#[derive(Debug, Serialize)]
+pub struct AtomicityReport {
+    /// Always "atomicity".
+    pub check: &'static str,
+    /// How the file was accessed.
+    pub backend: FileBackend,
+    /// Ranks.
+    pub ranks: i32,
+    /// Ints in one access.
+    pub ints: u64,
+    /// Whether the accesses were noncontiguous.
+    pub noncontig: bool,
+    /// Writes of rank 0.
+    pub iters: u64,
+    /// See [`AtomicityCheck::sieve_buffer`].
+    pub sieve_buffer: Option<usize>,
+    /// The file.
+    pub file: String,
+    /// The second client's path.
+    pub alt_file: Option<String>,
+    /// Its file system type.
+    pub fs_type: String,
+    /// The coherence strategy (lock-based backend).
+    pub coherence: Option<Coherence>,
+    /// Writes made.
+    pub writes: u64,
+    /// Reads made.
+    pub reads: u64,
+    /// Reads that saw part of a write, or a value nobody wrote: must be 0.
+    pub mixed_reads: u64,
+    /// Reads older than a write released before they began: must be 0.
+    pub stale_reads: u64,
+    /// Gap ints (noncontiguous) that no longer hold their sentinel: must be 0.
+    pub clobbered_ints: u64,
+    /// Wall time of the reads and writes.
+    pub seconds: f64,
+    /// The MPI library.
+    pub mpi_library: String,
+    /// `OMPI_MCA_osc`.
+    pub osc: Option<String>,
+    /// The MPI-IO implementation (MPI-IO).
+    pub io_component: Option<String>,
+    /// No mixed, stale or clobbered result.
+    pub ok: bool,
+}
+
+/// The value gap ints hold with --noncontig.
+const SENTINEL: i32 = -7;
+
+impl Check for AtomicityCheck {
+    type Report = AtomicityReport;
+    type Prepared = AtomicityCheck;
+
+    /// Refuses fewer than 2 ranks.
+    fn validate(&self, ranks: i32) -> Result<()> {
+        if ranks < 2 {
+            return Err(Error::InvalidArgument(
+                "check atomicity needs at least 2 ranks (one writer, readers); run it under \
+                 mpirun -n 4"
+                    .into(),
+            ));
+        }
+        Layout::new(self.ints, self.noncontig).map(drop)
+    }
+
+    /// Opens nothing yet: the file is opened by every backend collectively, in the run.
+    fn prepare<C: Communicator>(self, comm: &C) -> Result<AtomicityCheck> {
+        self.validate(comm.size())?;
+        Ok(self)
+    }
+}
+
+impl Run for AtomicityCheck {
+    type Report = AtomicityReport;
+
+    /// Runs the check on every rank of `comm`. Rank 0 gets the report and passes
+    /// if the backend is atomic or is the negative control; the others pass.
+    ///
+    /// # Errors
+    /// I/O, MPI and lock errors. An access that fails in the timed loop is returned on its
+    /// rank only, while the others may wait for it: the caller must then end the job
+    /// (`MPI_Abort`) rather than return.
+    fn run<C: Communicator>(self, comm: &C) -> Result<Outcome<AtomicityReport>> {
+        let rank = comm.rank();
+        let path = split_path(rank, &self.file, self.alt_file.as_deref());
+        let layout = Layout::new(self.ints, self.noncontig)?;
+        let mut options = OpenOptions {
+            coherence: self.coherence,
+            ..OpenOptions::default()
+        };
+        if let Some(bytes) = self.sieve_buffer {
+            options.sieve.write_buffer = bytes;
+            options.sieve.read_buffer = bytes;
+        }
+        let Opened {
+            mut file,
+            fs_type,
+            coherence,
+            io_component,
+        } = open_backend(comm, path, self.backend, &options, &[])?;
+        let atomic = self.backend != FileBackend::None;
+
+        // Rank 0 lays the region out (value 0, gaps SENTINEL).
+        lay_out(comm, file.as_mut(), &layout.initial())?;
+        if atomic {
+            file.set_atomicity(true)?;
+        }
+        if self.noncontig {
+            file.prepare_pieces(&layout.access)?;
+        }
+
+        let released = Window::allocate(comm, if rank == 0 { 1 } else { 0 })?;
+        comm.barrier();
+        let started = Instant::now();
+        let mut tally = Tally::default();
+        let mut buf = vec![0u8; layout.access_bytes()];
+        if rank == 0 {
+            for k in 1..=self.iters {
+                let value = i32::try_from(k).unwrap_or(i32::MAX);
+                let data = layout.fill(value);
+                layout.write(file.as_mut(), &data)?;
+                // Announce version k only after the write (and its lock) is done.
+                released.with_lock(0, LockKind::Exclusive, |e| e.accumulate(&[1], 0, Op::Sum))?;
+                tally.writes += 1;
+            }
+        } else {
+            for _ in 0..self.iters {
+                let mut floor = 0u64;
+                released.with_lock(0, LockKind::Shared, |e| e.atomic_read(&mut floor, 0))?;
+                layout.read(file.as_mut(), &mut buf)?;
+                tally.judge(&buf, floor, self.iters);
+            }
+        }
+        comm.barrier();
+        let seconds = started.elapsed().as_secs_f64();
+        if atomic {
+            file.set_atomicity(false)?;
+        }
+        settle(comm, file.as_mut())?;
+        if self.noncontig {
+            file.prepare_pieces(&Pieces::default())?;
+        }
+        if rank == 0 && self.noncontig {
+            let mut region = vec![0u8; layout.region_bytes()];
+            file.read_at(0, &mut region)?;
+            tally.clobbered = layout.clobbered(&region);
+        }
+        drop(file);
+        released.free()?;
+
+        let mut sums = [0u64; 5];
+        comm.all_reduce_into(&tally.words()[..], &mut sums[..], SystemOperation::sum());
+        let [writes, reads, mixed, stale, clobbered] = sums;
+        if rank != 0 {
+            return Ok(Outcome::quiet(true));
+        }
+        let ok = mixed == 0 && stale == 0 && clobbered == 0;
+        // The negative control is expected to fail the check; only real backends fail.
+        Ok(Outcome::reported(
+            ok || !atomic,
+            AtomicityReport {
+                check: "atomicity",
+                backend: self.backend,
+                ranks: comm.size(),
+                ints: self.ints,
+                noncontig: self.noncontig,
+                iters: self.iters,
+                sieve_buffer: self.sieve_buffer,
+                file: self.file.display().to_string(),
+                alt_file: self.alt_file.as_ref().map(|p| p.display().to_string()),
+                fs_type,
+                coherence,
+                writes,
+                reads,
+                mixed_reads: mixed,
+                stale_reads: stale,
+                clobbered_ints: clobbered,
+                seconds,
+                mpi_library: mpi_library(),
+                osc: requested_osc(),
+                io_component,
+                ok,
+            },
+        ))
+    }
+}
+
+impl fmt::Display for AtomicityReport {
+    /// One line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "check atomicity: backend {:?}, {} ranks, {} ints{}, {} on {}: {} writes, {} reads, \
+             {} mixed, {} stale, {} clobbered, {:.2} s: {}",
+            self.backend,
+            self.ranks,
+            self.ints,
+            if self.noncontig {
+                " (noncontiguous)"
+            } else {
+                ""
+            },
+            self.file,
+            self.fs_type,
+            self.writes,
+            self.reads,
+            self.mixed_reads,
+            self.stale_reads,
+            self.clobbered_ints,
+            self.seconds,
+            if self.ok { "OK" } else { "FAILED" }
+        )
+    }
+}
+
+/// Where the accessed ints are.
+struct Layout {
+    ints: u64,
+    noncontig: bool,
+    /// The pieces of one access (the whole region when contiguous).
+    access: Pieces,
+}
+
+impl Layout {
+    fn new(ints: u64, noncontig: bool) -> Result<Layout> {
+        let access = if noncontig {
+            Pieces::strided(0, 4, 8, ints)?
+        } else {
+            Pieces::contiguous(0, ints * 4)?
+        };
+        Ok(Layout {
+            ints,
+            noncontig,
+            access,
+        })
+    }
+
+    fn access_bytes(&self) -> usize {
+        usize::try_from(self.access.total_bytes()).unwrap_or(usize::MAX)
+    }
+
+    fn region_bytes(&self) -> usize {
+        self.access_bytes() * if self.noncontig { 2 } else { 1 }
+    }
+
+    /// The region before the first write: accessed ints 0, gap ints the sentinel.
+    fn initial(&self) -> Vec<u8> {
+        let n = if self.noncontig {
+            2 * self.ints
+        } else {
+            self.ints
+        };
+        (0..n)
+            .flat_map(|i| {
+                let gap = self.noncontig && i % 2 == 1;
+                (if gap { SENTINEL } else { 0 }).to_le_bytes()
+            })
+            .collect()
+    }
+
+    /// The buffer of one access with every int `value`.
+    fn fill(&self, value: i32) -> Vec<u8> {
+        (0..self.ints).flat_map(|_| value.to_le_bytes()).collect()
+    }
+
+    fn write(&self, file: &mut dyn ParallelFile, data: &[u8]) -> Result<()> {
+        if self.noncontig {
+            file.write_pieces(&self.access, data)
+        } else {
+            file.write_at(0, data)
+        }
+    }
+
+    fn read(&self, file: &mut dyn ParallelFile, buf: &mut [u8]) -> Result<()> {
+        if self.noncontig {
+            file.read_pieces(&self.access, buf)
+        } else {
+            file.read_at(0, buf)
+        }
+    }
+
+    /// Gap ints of the whole region that no longer hold the sentinel.
+    fn clobbered(&self, region: &[u8]) -> u64 {
+        ints(region)
+            .enumerate()
+            .filter(|&(i, v)| i % 2 == 1 && v != SENTINEL)
+            .count() as u64
+    }
+}
+
+fn ints(bytes: &[u8]) -> impl Iterator<Item = i32> + '_ {
+    bytes
+        .chunks_exact(4)
+        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    writes: u64,
+    reads: u64,
+    mixed: u64,
+    stale: u64,
+    clobbered: u64,
+}
+
+impl Tally {
+    /// Judges one read: `floor` is the version released before the read began, `last` the
+    /// last version the writer will write.
+    fn judge(&mut self, buf: &[u8], floor: u64, last: u64) {
+        self.reads += 1;
+        let mut values = ints(buf);
+        let Some(first) = values.next() else {
+            return;
+        };
+        let uniform = values.all(|v| v == first);
+        let known = u64::try_from(first).is_ok_and(|v| v <= last);
+        if !uniform || !known {
+            self.mixed += 1;
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                let mut runs: Vec<(usize, i32)> = Vec::new();
+                for (i, v) in ints(buf).enumerate() {
+                    if runs.last().map_or(true, |&(_, last)| last != v) {
+                        runs.push((i, v));
+                    }
+                }
+                tracing::debug!(
+                    floor,
+                    ?runs,
+                    "mixed read: (first int index, value) of each run"
+                );
+            }
+        } else if (first as u64) < floor {
+            self.stale += 1;
+        }
+    }
+
+    fn words(&self) -> [u64; 5] {
+        [
+            self.writes,
+            self.reads,
+            self.mixed,
+            self.stale,
+            self.clobbered,
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn judges_reads() {
+        let layout = Layout::new(4, false).unwrap();
+        let mut t = Tally::default();
+        t.judge(&layout.fill(3), 3, 10);
+        assert_eq!((t.mixed, t.stale), (0, 0));
+        t.judge(&layout.fill(2), 3, 10);
+        assert_eq!((t.mixed, t.stale), (0, 1));
+        let mut mixed = layout.fill(3);
+        mixed[..4].copy_from_slice(&4i32.to_le_bytes());
+        t.judge(&mixed, 0, 10);
+        assert_eq!(t.mixed, 1);
+        t.judge(&layout.fill(11), 0, 10);
+        assert_eq!(t.mixed, 2);
+        assert_eq!(t.reads, 4);
+    }
+
+    #[test]
+    fn noncontig_layout_has_gaps() {
+        let layout = Layout::new(3, true).unwrap();
+        let region = layout.initial();
+        assert_eq!(region.len(), 24);
+        assert_eq!(layout.clobbered(&region), 0);
+        let mut bad = region.clone();
+        bad[4..8].copy_from_slice(&0i32.to_le_bytes());
+        assert_eq!(layout.clobbered(&bad), 1);
+    }
+}

@@ -1,0 +1,528 @@
+//! `bench lock`: latency and throughput of lock+unlock, for the MPI one-sided lock
+//! service and the kernel's fcntl locks, against the raw cost of the transport.
+//!
+//! One run has two timed phases, each between barriers and after `--warmup` untimed rounds:
+//!
+//! 1. **Raw epoch pairs.** Every rank runs `--iters` pairs of bare table exchanges on a fresh
+//!    [`RmaTransport`] (the window layout the lock uses): an acquire-like exchange that takes
+//!    a ticket, then a release-like one that does not, with no protocol logic. An uncontended
+//!    lock+unlock of the one-sided service is exactly one such pair, so this is the floor for
+//!    this algorithm on this transport. Measured for every backend, so that each report is
+//!    self-contained. Each exchange is timed on its own and the two summed, exactly as the
+//!    lock phase times lock and unlock, so that clock reads weigh the same in both. And
+//!    between the two exchanges each rank does, untimed, what it does in the lock phase while
+//!    it holds a range (the checker's stamp, hold and unstamp epochs): how often the ranks'
+//!    exchanges collide on the table window depends on that spacing — on two cores under
+//!    `osc sm`, back-to-back pairs from two ranks cost several times more than spaced ones —
+//!    so only spaced pairs are the lock phase's floor (`raw_epoch_pair`). The back-to-back
+//!    figure is reported as well (`raw_back_to_back`).
+//! 2. **Lock phase.** Every rank runs `--iters` requests through the shared acquisition loop
+//!    of `check lock` ([`crate::check::stamp`]), with the exclusion checker on: a broken lock
+//!    reports violations and fails the run instead of looking fast. Per operation, the time
+//!    spent in the lock call and in the unlock call are summed (the checker's stamp epochs in
+//!    between are not counted); throughput is operations over the wall time of the phase,
+//!    which does include the checker's two epochs per operation.
+//!
+//! Per-operation samples of every rank are merged on rank 0.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use mpi::collective::{CommunicatorCollectives, SystemOperation};
+use mpi::topology::{Communicator, Rank};
+use serde::Serialize;
+
+use crate::check::lock::{absolute, LockBackend, LockFile};
+use crate::check::stamp::{
+    drive, gather_records, gather_to_root, Latency, LoopConfig, Record, StampChecker,
+};
+use crate::check::workload::{ModeMix, Pattern, Workload};
+use crate::check::{mpi_library, requested_osc, Check, Outcome, Run};
+use crate::collective::agree_result;
+use crate::error::{Error, Result};
+use crate::lock::{RangeLock, RmaLock};
+use crate::protocol::{Slot, State, Stats, Transport, NO_TICKET, SLOT_WORDS};
+use crate::transport::rma::RmaTransport;
+
+/// What `bench lock` does.
+#[derive(Debug, Clone)]
+pub struct LockBench {
+    /// The lock to measure (not [`LockBackend::None`]).
+    pub backend: LockBackend,
+    /// Lock file of the fcntl backends (created if missing, left in place); every rank must
+    /// reach the same file. Default: a file in a new temporary directory chosen by rank 0 and
+    /// removed afterwards (single node only). With the one-sided service it is only recorded,
+    /// with its file system type, and must exist or be in an existing directory.
+    pub file: Option<PathBuf>,
+    /// Odd ranks use this path instead of `file`: the same file through a second mount.
+    pub alt_file: Option<PathBuf>,
+    /// Which ranges the ranks request.
+    pub pattern: Pattern,
+    /// Which modes the ranks request.
+    pub mode: ModeMix,
+    /// Timed operations per rank (and raw epoch pairs per rank).
+    pub iters: u64,
+    /// Microseconds each holder keeps its range (spinning) while holding it.
+    pub hold_us: u64,
+    /// Untimed operations (and raw epoch pairs) per rank before each timed phase.
+    pub warmup: u64,
+    /// Seed of the request streams.
+    pub seed: u64,
+    /// Rank that holds the lock table (and the raw phase's table).
+    pub home: Rank,
+}
+
+/// The report: one object on rank 0. Latencies are in microseconds, merged over all ranks'
+/// operations of the timed phase.
+#[derive(Debug, Serialize)]
+pub struct LockBenchReport {
+    /// Always "lock".
+    pub bench: &'static str,
+    /// The lock measured.
+    pub backend: LockBackend,
+    /// Which ranges the ranks requested.
+    pub pattern: Pattern,
+    /// Which modes.
+    pub mode: ModeMix,
+    /// Ranks.
+    pub ranks: i32,
+    /// Timed operations (and raw pairs) per rank.
+    pub iters: u64,
+    /// Untimed operations per rank before each phase.
+    pub warmup: u64,
+    /// Microseconds each holder kept its range.
+    pub hold_us: u64,
+    /// Seed of the request streams.
+    pub seed: u64,
+    /// The lock table's rank.
+    pub home: i32,
+    /// Timed operations of all ranks.
+    pub operations: u64,
+    /// Wall time of the timed lock phase, barrier to barrier, the longest over ranks.
+    pub seconds: f64,
+    /// `operations / seconds` (checker epochs included in the time).
+    pub ops_per_s: f64,
+    /// Time in the lock call plus time in the unlock call, per operation.
+    pub lock_unlock_us: Latency,
+    /// Time in the lock call.
+    pub lock_us: Latency,
+    /// Time in the unlock call.
+    pub unlock_us: Latency,
+    /// Mean of `raw_epoch_pair`.
+    pub raw_epoch_pair_us: f64,
+    /// Bare exchange pairs spaced like the lock phase's operations.
+    pub raw_epoch_pair: Latency,
+    /// Bare exchange pairs back to back.
+    pub raw_back_to_back: Latency,
+    /// `lock_unlock_us.mean / raw_epoch_pair_us` (one-sided service only).
+    pub ratio_to_raw: Option<f64>,
+    /// The same ratio of the medians.
+    pub ratio_to_raw_p50: Option<f64>,
+    /// The same ratio of the means of the samples at or below each 99th percentile.
+    pub ratio_to_raw_trimmed: Option<f64>,
+    /// Operations in which the checker saw a conflicting holder (warm-up included): must be 0.
+    pub violations: u64,
+    /// Wake-ups left over at shutdown (one-sided service only): must be 0.
+    pub leftover_messages: Option<u64>,
+    /// Table epochs per timed operation (one-sided service only; 2 when uncontended).
+    pub epochs_per_op: Option<f64>,
+    /// Failed grant attempts followed by another (one-sided service only).
+    pub retries: Option<u64>,
+    /// Times a rank blocked for a wake-up (one-sided service only).
+    pub waits: Option<u64>,
+    /// The lock file rank 0 used (fcntl, ofd), or `file` as given, made absolute (rma).
+    pub file: Option<String>,
+    /// `alt_file`, made absolute.
+    pub alt_file: Option<String>,
+    /// File system type of `file`.
+    pub fs_type: Option<String>,
+    /// The MPI library.
+    pub mpi_library: String,
+    /// `OMPI_MCA_osc`, as `--mca osc` sets it.
+    pub osc: Option<String>,
+    /// CPUs rank 0 may run on (`available_parallelism`: 1 when the launcher binds it to one
+    /// core).
+    pub cores: usize,
+    /// CPUs online on rank 0's host.
+    pub cpus_online: Option<usize>,
+    /// `OMPI_MCA_mpi_yield_when_idle` as rank 0 saw it.
+    pub yield_when_idle: Option<String>,
+    /// Rank 0's host name.
+    pub host: Option<String>,
+    /// No violation and no leftover message.
+    pub ok: bool,
+}
+
+/// What one rank's lock phase produced.
+struct Phase {
+    records: Vec<Record>,
+    violations: u64,
+    seconds: f64,
+    /// Protocol counters of the timed operations (one-sided service only).
+    stats: Option<Stats>,
+    leftover: u64,
+}
+
+impl Check for LockBench {
+    type Report = LockBenchReport;
+    type Prepared = PreparedLockBench;
+
+    /// Refuses the negative control (a benchmark measures locks) and a home rank outside the
+    /// job.
+    fn validate(&self, ranks: i32) -> Result<()> {
+        if self.backend == LockBackend::None {
+            return Err(Error::InvalidArgument(
+                "bench lock measures a lock: --backend rma, fcntl or ofd".into(),
+            ));
+        }
+        if !(0..ranks).contains(&self.home) {
+            return Err(Error::InvalidArgument(format!(
+                "home rank {} is not a rank of the job (0..{ranks})",
+                self.home
+            )));
+        }
+        Ok(())
+    }
+
+    /// Opens the lock file of the fcntl backends and records, on rank 0, the file and its file
+    /// system type (for the one-sided service a path that cannot exist is refused: an
+    /// unmounted file system is a mistake worth stopping for).
+    fn prepare<C: Communicator>(self, comm: &C) -> Result<PreparedLockBench> {
+        self.validate(comm.size())?;
+        let lock_file = match self.backend.fcntl_kind() {
+            Some(kind) => Some(LockFile::open(
+                comm,
+                self.file.as_deref(),
+                self.alt_file.as_deref(),
+                kind,
+            )?),
+            None => None,
+        };
+        // Rank 0 records the file (the one it uses) and its file system.
+        let mut fs_type = Ok(None);
+        if comm.rank() == 0 {
+            let path = lock_file.as_ref().map(|f| f.path.clone()).or_else(|| {
+                self.file
+                    .as_deref()
+                    .map(|p| absolute(p).unwrap_or_else(|_| p.to_path_buf()))
+            });
+            if let Some(path) = path {
+                fs_type = match crate::host::fs_type(&path) {
+                    Ok(fs) => Ok(Some(fs)),
+                    Err(e) if lock_file.is_none() => Err(e),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "file system type unknown");
+                        Ok(None)
+                    }
+                };
+            }
+        }
+        let fs_type = agree_result(comm, "find the file system", fs_type)?;
+        Ok(PreparedLockBench {
+            bench: self,
+            lock_file,
+            fs_type,
+        })
+    }
+}
+
+/// A [`LockBench`] ready to run.
+#[derive(Debug)]
+pub struct PreparedLockBench {
+    bench: LockBench,
+    lock_file: Option<LockFile>,
+    fs_type: Option<String>,
+}
+
+impl Run for PreparedLockBench {
+    type Report = LockBenchReport;
+
+    /// Runs the raw phase and the lock phase on every rank of `comm`. Every rank passes
+    /// without violations and leftover messages; rank 0 gets the report.
+    fn run<C: Communicator>(mut self, comm: &C) -> Result<Outcome<LockBenchReport>> {
+        let args = &self.bench;
+        let checker = StampChecker::new(comm)?;
+        let cfg = LoopConfig::new(
+            args.pattern,
+            args.mode,
+            args.iters,
+            args.seed,
+            Duration::from_micros(args.hold_us),
+            args.home,
+        );
+        let world = checker.comm();
+        let raw = raw_epoch_pairs(world, &cfg, args.warmup, &checker)?;
+        let raw_spaced = gather_to_root(world, &raw.spaced);
+        let raw_back_to_back = gather_to_root(world, &raw.back_to_back);
+        let phase = match self.lock_file.as_mut() {
+            Some(file) => lock_phase(args.warmup, &cfg, &mut file.lock, &checker, |_| None)?,
+            None => {
+                let mut lock = RmaLock::open(world, args.home)?;
+                let mut phase =
+                    lock_phase(args.warmup, &cfg, &mut lock, &checker, |l| Some(l.stats()))?;
+                phase.leftover = lock.shutdown()?.leftover;
+                phase
+            }
+        };
+        // Every rank has released its last range: close the lock files (and remove rank 0's
+        // temporary directory).
+        let file = self.lock_file.take().map(|f| f.path.display().to_string());
+
+        let stats = phase.stats.unwrap_or_default();
+        let mine = [
+            phase.violations,
+            phase.leftover,
+            stats.epochs,
+            stats.retries,
+            stats.waits,
+        ];
+        let mut sums = [0u64; 5];
+        world.all_reduce_into(&mine[..], &mut sums[..], SystemOperation::sum());
+        let mut seconds = 0.0f64;
+        world.all_reduce_into(&phase.seconds, &mut seconds, SystemOperation::max());
+        let records = gather_records(world, &phase.records);
+        checker.free()?;
+        let [violations, leftover, epochs, retries, waits] = sums;
+        let ok = violations == 0 && leftover == 0;
+
+        let (Some(records), Some(raw_spaced), Some(raw_back_to_back)) =
+            (records, raw_spaced, raw_back_to_back)
+        else {
+            return Ok(Outcome::quiet(ok));
+        };
+        let rma = args.backend == LockBackend::Rma;
+        let operations = records.len() as u64;
+        let lock_unlock_ns: Vec<u64> = records.iter().map(|r| r.lock_ns + r.unlock_ns).collect();
+        let trimmed = (trimmed_mean(&lock_unlock_ns), trimmed_mean(&raw_spaced));
+        let raw = Latency::of(raw_spaced);
+        let lock_unlock = Latency::of(lock_unlock_ns);
+        let made_absolute = |p: &std::path::Path| {
+            absolute(p)
+                .unwrap_or_else(|_| p.to_path_buf())
+                .display()
+                .to_string()
+        };
+        let report = LockBenchReport {
+            bench: "lock",
+            backend: args.backend,
+            pattern: args.pattern,
+            mode: args.mode,
+            ranks: comm.size(),
+            iters: args.iters,
+            warmup: args.warmup,
+            hold_us: args.hold_us,
+            seed: args.seed,
+            home: args.home,
+            operations,
+            seconds,
+            ops_per_s: operations as f64 / seconds.max(1e-9),
+            lock_unlock_us: lock_unlock,
+            lock_us: Latency::of(records.iter().map(|r| r.lock_ns).collect()),
+            unlock_us: Latency::of(records.iter().map(|r| r.unlock_ns).collect()),
+            raw_epoch_pair_us: raw.mean,
+            raw_epoch_pair: raw,
+            raw_back_to_back: Latency::of(raw_back_to_back),
+            ratio_to_raw: (rma && raw.mean > 0.0).then(|| lock_unlock.mean / raw.mean),
+            ratio_to_raw_p50: (rma && raw.p50 > 0.0).then(|| lock_unlock.p50 / raw.p50),
+            ratio_to_raw_trimmed: (rma && trimmed.1 > 0.0).then(|| trimmed.0 / trimmed.1),
+            violations,
+            leftover_messages: rma.then_some(leftover),
+            epochs_per_op: rma.then(|| epochs as f64 / operations.max(1) as f64),
+            retries: rma.then_some(retries),
+            waits: rma.then_some(waits),
+            file: file.or_else(|| args.file.as_deref().map(made_absolute)),
+            alt_file: args.alt_file.as_deref().map(made_absolute),
+            fs_type: self.fs_type.take(),
+            mpi_library: mpi_library(),
+            osc: requested_osc(),
+            cores: crate::host::cores(),
+            cpus_online: crate::host::cpus_online(),
+            // As this process saw it: the `brlock` binary sets it when there seem to be more
+            // ranks than cores.
+            yield_when_idle: std::env::var("OMPI_MCA_mpi_yield_when_idle").ok(),
+            host: crate::host::hostname(),
+            ok,
+        };
+        Ok(Outcome::reported(ok, report))
+    }
+}
+
+/// The mean of the samples at or below the 99th percentile. On a shared machine a handful of
+/// operations preempted for a scheduler time slice (milliseconds) can double the plain mean
+/// of sub-microsecond operations; this leaves them out.
+fn trimmed_mean(ns: &[u64]) -> f64 {
+    let mut sorted = ns.to_vec();
+    sorted.sort_unstable();
+    let n = (sorted.len() * 99).div_ceil(100);
+    if n == 0 {
+        return 0.0;
+    }
+    sorted[..n].iter().sum::<u64>() as f64 / n as f64 / 1e3
+}
+
+impl fmt::Display for LockBenchReport {
+    /// One line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self;
+        let ratio = r
+            .ratio_to_raw
+            .map_or(String::new(), |x| format!(" ({x:.2}x raw)"));
+        let file = match (&r.file, &r.fs_type) {
+            (Some(file), Some(fs)) => format!(", file {file} ({fs})"),
+            (Some(file), None) => format!(", file {file}"),
+            _ => String::new(),
+        };
+        write!(
+            f,
+            "bench lock: backend {:?}, pattern {:?}, mode {:?}, {} ranks x {} ops{file}: \
+             lock+unlock mean {:.2} us{ratio}, p50 {:.2}, p99 {:.2}, max {:.1}; \
+             raw epoch pair mean {:.2} us, p50 {:.2}; {:.0} ops/s; {} violations: {}",
+            r.backend,
+            r.pattern,
+            r.mode,
+            r.ranks,
+            r.iters,
+            r.lock_unlock_us.mean,
+            r.lock_unlock_us.p50,
+            r.lock_unlock_us.p99,
+            r.lock_unlock_us.max,
+            r.raw_epoch_pair.mean,
+            r.raw_epoch_pair.p50,
+            r.ops_per_s,
+            r.violations,
+            if r.ok { "OK" } else { "FAILED" }
+        )
+    }
+}
+
+/// One rank's raw epoch pairs, in nanoseconds.
+struct RawPairs {
+    /// Spaced by the checker's epochs, as in the lock phase.
+    spaced: Vec<u64>,
+    /// Back to back.
+    back_to_back: Vec<u64>,
+}
+
+/// The raw phase on this rank, on a fresh table window homed at `cfg.home`: `cfg.iters`
+/// timed pairs of bare exchanges after `warmup` untimed ones, between barriers, twice. First
+/// spaced exactly as the lock phase spaces lock and unlock (the same request stream, the
+/// checker's stamp, hold and unstamp between the two exchanges, untimed, their findings
+/// ignored), then back to back.
+///
+/// # Errors
+/// MPI errors.
+fn raw_epoch_pairs(
+    world: &impl Communicator,
+    cfg: &LoopConfig,
+    warmup: u64,
+    checker: &StampChecker,
+) -> Result<RawPairs> {
+    let mut transport = RmaTransport::new(world, cfg.home)?;
+    let (rank, size) = (transport.rank(), transport.size());
+    let mut table = vec![0u64; size * SLOT_WORDS];
+    let idle = Slot::IDLE.encode();
+    let mut olds = Vec::new();
+    let mut raw = RawPairs {
+        spaced: Vec::with_capacity(cfg.iters as usize),
+        back_to_back: Vec::with_capacity(cfg.iters as usize),
+    };
+    for spaced in [true, false] {
+        let mut work = Workload::new(cfg.pattern, cfg.mode, rank, size, cfg.seed);
+        for i in 0..warmup + cfg.iters {
+            if i == warmup {
+                world.barrier();
+            }
+            let (first, count, mode) = work.next_cells();
+            // What the protocol's first attempt publishes.
+            let range = Workload::range(first, count);
+            let active = Slot::request(State::Active, range, mode, NO_TICKET).encode();
+            // Timed like the lock phase times lock and unlock: each exchange on its own,
+            // summed. On a virtual machine one clock read costs tens of nanoseconds, a tenth
+            // of an epoch pair under `osc sm`: timing the pair as one interval would flatter
+            // the raw figure.
+            let t0 = Instant::now();
+            transport.exchange(&active, true, &mut table)?;
+            let acquire = t0.elapsed();
+            if spaced {
+                checker.hold(rank as Rank, first, count, mode, cfg.hold, &mut olds)?;
+            }
+            let t1 = Instant::now();
+            transport.exchange(&idle, false, &mut table)?;
+            let ns = (acquire + t1.elapsed()).as_nanos() as u64;
+            if i >= warmup {
+                if spaced {
+                    raw.spaced.push(ns);
+                } else {
+                    raw.back_to_back.push(ns);
+                }
+            }
+        }
+        world.barrier();
+    }
+    // Dropping the transport frees its window and communicator (collective).
+    drop(transport);
+    Ok(raw)
+}
+
+/// The lock phase on this rank: `warmup` untimed operations, then `cfg.iters` timed ones
+/// between barriers. `stats` reads the lock's protocol counters, if it has any.
+///
+/// # Errors
+/// Lock and MPI errors.
+fn lock_phase<L: RangeLock>(
+    warmup: u64,
+    cfg: &LoopConfig,
+    lock: &mut L,
+    checker: &StampChecker,
+    stats: impl Fn(&L) -> Option<Stats>,
+) -> Result<Phase> {
+    let mut scratch = Vec::with_capacity(usize::try_from(warmup).unwrap_or(0));
+    let warm = LoopConfig {
+        iters: warmup,
+        seed: cfg.seed.wrapping_add(1),
+        ..*cfg
+    };
+    let mut violations = drive(&warm, lock, checker, &mut scratch)?;
+    let before = stats(lock);
+    let mut records = Vec::with_capacity(cfg.iters as usize);
+    checker.comm().barrier();
+    let t0 = Instant::now();
+    violations += drive(cfg, lock, checker, &mut records)?;
+    checker.comm().barrier();
+    let seconds = t0.elapsed().as_secs_f64();
+    let stats = match (before, stats(lock)) {
+        (Some(a), Some(b)) => Some(Stats {
+            acquisitions: b.acquisitions - a.acquisitions,
+            abandoned: b.abandoned - a.abandoned,
+            retries: b.retries - a.retries,
+            max_retries: b.max_retries,
+            epochs: b.epochs - a.epochs,
+            waits: b.waits - a.waits,
+            wakeups_sent: b.wakeups_sent - a.wakeups_sent,
+            wakeups_received: b.wakeups_received - a.wakeups_received,
+        }),
+        _ => None,
+    };
+    Ok(Phase {
+        records,
+        violations,
+        seconds,
+        stats,
+        leftover: 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trimmed_mean;
+
+    #[test]
+    fn trimmed_mean_leaves_out_the_top_percent() {
+        let mut ns = vec![1000u64; 99];
+        ns.push(1_000_000_000);
+        assert_eq!(trimmed_mean(&ns), 1.0);
+        assert_eq!(trimmed_mean(&[2000]), 2.0);
+        assert_eq!(trimmed_mean(&[]), 0.0);
+    }
+}
