@@ -62,7 +62,7 @@ pub fn parse<T: Choice>(what: &str, text: &str) -> crate::Result<T> {
 /// line is its help text. `Name = "name" (default)` marks the `#[default]` variant (with
 /// `#[derive(Default)]` on the enum).
 ///
-/// ```ignore
+/// ```text
 /// choice! {
 ///     /// Which modes the ranks ask for.
 ///     pub enum ModeMix {

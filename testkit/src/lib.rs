@@ -1,7 +1,7 @@
 //! The one `mpirun` helper that every multi-rank test of the workspace uses (the library's,
 //! the command line's and, later, the C API's), and the test file systems.
 //!
-//! ```ignore
+//! ```text
 //! use brlock_testkit::MpiRun;
 //!
 //! let out = MpiRun::new(4, env!("CARGO_BIN_EXE_brlock")).osc("pt2pt").arg("demo").run_ok();
