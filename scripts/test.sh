@@ -7,7 +7,8 @@
 #   test       cargo test (every test of every workspace package, against Open MPI)
 #   loom       model checks: every interleaving of small worlds (tests/model_loom.rs)
 #   shuttle    model checks: random schedules of up to 1000 ranks (tests/model_shuttle.rs)
-#   mpich      the crate built against MPICH, and the MPICH-compatible window tests
+#   mpich      the crate built against MPICH, the MPICH-compatible window tests, and the
+#              MPICH build refusing Open MPI's mpirun (the wrong launcher)
 # Stops at the first failing stage and names it. The last line on success sums the counts of
 # every `cargo test` run: "summary: N passed, 0 failed, M skipped".
 #
@@ -66,6 +67,7 @@ if ((!quick)); then
     add_stage shuttle
     add_stage mpich-build
     add_stage mpich-test
+    add_stage mpich-launcher
 fi
 
 # Runs one stage: a banner, the command (output teed to the log for the summary), the time.
@@ -117,6 +119,10 @@ for stage in "${stages[@]}"; do
         mpich-test)
             run_stage mpich-test env BRLOCK_MPIRUN=mpirun.mpich MPICC=mpicc.mpich \
                 cargo test --target-dir target/mpich -p brlock-cli --test window two_ranks
+            ;;
+        mpich-launcher)
+            run_stage mpich-launcher env BRLOCK_MPIRUN=mpirun.mpich MPICC=mpicc.mpich \
+                cargo test --target-dir target/mpich -p brlock-cli --test failures the_wrong_launcher
             ;;
     esac
 done

@@ -13,9 +13,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use mpi::collective::{CommunicatorCollectives, Root, SystemOperation};
+use mpi::datatype::PartitionMut;
 use mpi::topology::{Communicator, Rank};
 
-use crate::error::{Error, Result};
+use crate::error::{CollectiveFailure, Error, Result};
 
 /// What a collective run (a check, a benchmark, `collect`) gives each rank.
 #[derive(Debug)]
@@ -72,24 +73,112 @@ pub fn agree_on_flag(comm: &impl Communicator, flag: bool, what: &str) -> Result
     }
 }
 
-/// Collective: the ranks whose `failed` is true, as "1, 3", or `None` if no rank failed (one
-/// `MPI_Allgather`).
-fn failed_ranks(comm: &impl Communicator, failed: bool) -> Option<String> {
-    let mut all = vec![0i32; usize::try_from(comm.size()).unwrap_or(0)];
-    comm.all_gather_into(&i32::from(failed), &mut all[..]);
-    let ranks: Vec<String> = all
+/// Collective: every rank that failed (its `local` is an error) and that error's message, in
+/// rank order; empty if no rank failed. One `MPI_Allgather` when nothing failed; two more
+/// (the messages' lengths and bytes) when something did.
+fn gather_failures(comm: &impl Communicator, local: Option<&Error>) -> Vec<(i32, String)> {
+    gather_messages(comm, local.map(Error::to_string))
+}
+
+/// Collective: every rank's `message`, for the ranks that have one, in rank order (one
+/// `MPI_Allgather` when no rank has one, two more when some do).
+pub(crate) fn gather_messages(
+    comm: &impl Communicator,
+    message: Option<String>,
+) -> Vec<(i32, String)> {
+    let size = usize::try_from(comm.size()).unwrap_or(0);
+    // Longer messages are cut (at a character boundary): they are for one line.
+    let mine = message
+        .as_deref()
+        .map(|m| cut(m, MAX_MESSAGE))
+        .unwrap_or_default();
+    // Message length plus one, 0 for "no message": one gather tells who and how long.
+    let tag = match message {
+        Some(_) => i32::try_from(mine.len() + 1).unwrap_or(i32::MAX),
+        None => 0,
+    };
+    let mut tags = vec![0i32; size];
+    comm.all_gather_into(&tag, &mut tags[..]);
+    if tags.iter().all(|&t| t == 0) {
+        return Vec::new();
+    }
+    let counts: Vec<i32> = tags.iter().map(|&t| (t - 1).max(0)).collect();
+    let displs: Vec<i32> = counts
         .iter()
-        .enumerate()
-        .filter(|&(_, &f)| f != 0)
-        .map(|(r, _)| r.to_string())
+        .scan(0i32, |at, &c| {
+            let here = *at;
+            *at = at.saturating_add(c);
+            Some(here)
+        })
         .collect();
-    (!ranks.is_empty()).then(|| ranks.join(", "))
+    let total = counts.iter().map(|&c| c as usize).sum::<usize>();
+    let mut bytes = vec![0u8; total];
+    let sent = mine.as_bytes();
+    let sent = &sent[..counts[usize::try_from(comm.rank()).unwrap_or(0)] as usize];
+    {
+        let mut partition = PartitionMut::new(&mut bytes[..], &counts[..], &displs[..]);
+        comm.all_gather_varcount_into(sent, &mut partition);
+    }
+    tags.iter()
+        .enumerate()
+        .filter(|(_, &t)| t > 0)
+        .map(|(r, _)| {
+            let (at, len) = (displs[r] as usize, counts[r] as usize);
+            let text = String::from_utf8_lossy(&bytes[at..at + len]).into_owned();
+            (i32::try_from(r).unwrap_or(i32::MAX), text)
+        })
+        .collect()
+}
+
+/// The longest message [`gather_messages`] passes on, in bytes.
+const MAX_MESSAGE: usize = 4096;
+
+/// `text` cut to at most `max` bytes at a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// The error every rank returns from step `op` in which `failures` failed; `local` is this
+/// rank's own error. When every rank failed with one and the same collective failure (an
+/// inner step already agreed on), that failure is returned as it is.
+fn collective_error(op: &'static str, failures: Vec<(i32, String)>, local: Option<Error>) -> Error {
+    if let Some(Error::Collective(inner)) = &local {
+        let message = inner.to_string();
+        if failures.iter().all(|(_, m)| *m == message) {
+            return local.unwrap_or_else(|| unreachable!("matched just above"));
+        }
+    }
+    Error::Collective(CollectiveFailure {
+        op,
+        failures,
+        local: local.map(Box::new),
+    })
+}
+
+/// What to do with the private communicator `comm` of a handle whose collective construction
+/// failed with `err`: an error every rank returned together ([`Error::Collective`]) lets every
+/// rank free it together; any other error may be this rank's alone, so the communicator is
+/// dropped without the collective call (see [`crate::sys`], "Lifetime rules"). Returns `err`.
+pub(crate) fn free_after(comm: crate::sys::OwnedComm, err: Error) -> Error {
+    if err.is_collective() {
+        if let Err(e) = comm.free() {
+            tracing::error!(error = %e, "freeing a communicator after a failed open");
+        }
+    }
+    err
 }
 
 /// Collective: every rank learns whether some rank's `outcome` of step `op` is an error, so
-/// that no rank goes on to the next collective call alone. A rank that failed returns its own
-/// error, the others [`Error::PeerFailed`] naming the failed ranks; `None` means "this rank
-/// took no part in the step".
+/// that no rank goes on to the next collective call alone. If some rank failed, every rank
+/// returns [`Error::Collective`] naming the failed ranks and their errors (a failing rank's
+/// own error in it); `None` means "this rank took no part in the step".
 ///
 /// # Errors
 /// As described.
@@ -98,29 +187,29 @@ pub fn agree_outcome<T>(
     op: &'static str,
     outcome: Option<Result<T>>,
 ) -> Result<Option<T>> {
-    let peers = failed_ranks(comm, matches!(outcome, Some(Err(_))));
-    match (outcome, peers) {
-        (Some(Err(e)), _) => Err(e),
-        (_, Some(ranks)) => Err(Error::PeerFailed { op, ranks }),
-        (Some(Ok(v)), None) => Ok(Some(v)),
-        (None, None) => Ok(None),
+    let failures = gather_failures(comm, outcome.as_ref().and_then(|o| o.as_ref().err()));
+    match outcome {
+        Some(Err(e)) => Err(collective_error(op, failures, Some(e))),
+        _ if !failures.is_empty() => Err(collective_error(op, failures, None)),
+        Some(Ok(v)) => Ok(Some(v)),
+        None => Ok(None),
     }
 }
 
 /// [`agree_outcome`] for a step every rank takes part in.
 ///
 /// # Errors
-/// This rank's error, or [`Error::PeerFailed`] if another rank failed.
+/// [`Error::Collective`] on every rank if some rank failed.
 pub fn agree_result<T>(
     comm: &impl Communicator,
     op: &'static str,
     outcome: Result<T>,
 ) -> Result<T> {
-    let peers = failed_ranks(comm, outcome.is_err());
-    match (outcome, peers) {
-        (Err(e), _) => Err(e),
-        (Ok(_), Some(ranks)) => Err(Error::PeerFailed { op, ranks }),
-        (Ok(v), None) => Ok(v),
+    let failures = gather_failures(comm, outcome.as_ref().err());
+    match outcome {
+        Err(e) => Err(collective_error(op, failures, Some(e))),
+        Ok(_) if !failures.is_empty() => Err(collective_error(op, failures, None)),
+        Ok(v) => Ok(v),
     }
 }
 
@@ -128,7 +217,7 @@ pub fn agree_result<T>(
 /// returns the path it produced. Every rank passes the same `root` and `op` (named in errors).
 ///
 /// # Errors
-/// On `root`, the error of `choose`; on the others [`Error::PeerFailed`] naming `root`.
+/// [`Error::Collective`] on every rank if `choose` failed on `root`.
 pub fn path_from(
     comm: &impl Communicator,
     root: Rank,

@@ -60,17 +60,20 @@ pub enum Error {
         /// Bytes there were.
         got: u64,
     },
-    /// A collective operation failed on other ranks; this rank's part succeeded but cannot
-    /// go on alone. The failing ranks report their own errors.
-    #[error("{op} failed on rank(s) {ranks}")]
-    PeerFailed {
-        /// The operation, e.g. "open".
-        op: &'static str,
-        /// The ranks that failed, e.g. "1, 3".
-        ranks: String,
-    },
-    /// A file-system operation failed.
-    #[error("{op} {path}: {source}")]
+    /// A collective step failed on some ranks, and every rank of the step returned it
+    /// together: none is left waiting. It names every failing rank and its error, so that
+    /// any rank can report the failure; on a failing rank it also holds that rank's own error
+    /// ([`Error::local`]).
+    #[error("{0}")]
+    Collective(CollectiveFailure),
+    /// The process was started by a launcher of another MPI than the one the program was
+    /// built against: the launcher started several processes, and MPI sees each as a job of
+    /// its own ([`crate::runtime::Runtime::init`]).
+    #[error("{0}")]
+    Launcher(String),
+    /// A file-system operation failed. Shown with the `errno` name of an OS error (`write
+    /// /x: No space left on device (ENOSPC)`).
+    #[error("{op} {path}: {}", describe_os_error(source))]
     Io {
         /// What was being done (e.g. "open", "write").
         op: &'static str,
@@ -80,6 +83,89 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl Error {
+    /// The error this rank itself ran into: the local error of a [`Error::Collective`] this
+    /// rank took part in failing (the innermost, for nested steps), or `self`. `None` for a
+    /// collective failure of other ranks only.
+    pub fn local(&self) -> Option<&Error> {
+        match self {
+            Error::Collective(f) => f.local.as_deref().and_then(Error::local),
+            other => Some(other),
+        }
+    }
+
+    /// Whether every rank of a collective step returned this error together (so that none
+    /// is left waiting in the step), rather than this rank alone.
+    pub fn is_collective(&self) -> bool {
+        matches!(self, Error::Collective(_))
+    }
+}
+
+/// Which ranks failed in a collective step, and why ([`Error::Collective`]).
+#[derive(Debug)]
+pub struct CollectiveFailure {
+    /// The step, e.g. "open".
+    pub op: &'static str,
+    /// Every rank that failed and its error message, in rank order.
+    pub failures: Vec<(i32, String)>,
+    /// This rank's own error, when it is one of them.
+    pub local: Option<Box<Error>>,
+}
+
+impl CollectiveFailure {
+    /// The ranks that failed.
+    pub fn ranks(&self) -> impl Iterator<Item = i32> + '_ {
+        self.failures.iter().map(|(r, _)| *r)
+    }
+}
+
+impl std::fmt::Display for CollectiveFailure {
+    /// One line: the step, then each distinct message with the ranks that had it, e.g. `open
+    /// failed on rank 1: open /x: No such file or directory` or `write failed on ranks 1, 3:
+    /// ...; on rank 2: ...`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Distinct messages in order of their first rank.
+        let mut groups: Vec<(&str, Vec<i32>)> = Vec::new();
+        for (rank, message) in &self.failures {
+            match groups.iter_mut().find(|(m, _)| m == message) {
+                Some((_, ranks)) => ranks.push(*rank),
+                None => groups.push((message, vec![*rank])),
+            }
+        }
+        write!(f, "{} failed", self.op)?;
+        for (i, (message, ranks)) in groups.iter().enumerate() {
+            let list: Vec<String> = ranks.iter().map(i32::to_string).collect();
+            let noun = if ranks.len() == 1 { "rank" } else { "ranks" };
+            let sep = if i == 0 { " on" } else { "; on" };
+            write!(f, "{sep} {noun} {}: {message}", list.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CollectiveFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.local
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// An I/O error as one line: an OS error as its description and `errno` name (`No space left
+/// on device (ENOSPC)`, where the standard library shows `(os error 28)`), any other as it is.
+pub fn describe_os_error(err: &std::io::Error) -> String {
+    match err.raw_os_error() {
+        Some(code) => {
+            let errno = nix::errno::Errno::from_raw(code);
+            match errno {
+                nix::errno::Errno::UnknownErrno => err.to_string(),
+                known => format!("{} ({known:?})", known.desc()),
+            }
+        }
+        None => err.to_string(),
+    }
 }
 
 /// Shorthand for results in this crate.

@@ -1,6 +1,6 @@
-//! Facts about the machine: host name, cores, and the type of the file system a path lives on
-//! (the one mount-table parser of the crate: the coherence strategy is chosen from it, and
-//! reports record it).
+//! Facts about the machine: host name, cores, memory, the free space and the type of the file
+//! system a path lives on (the one mount-table parser of the crate: the coherence strategy is
+//! chosen from it, and reports record it).
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +24,58 @@ pub fn cores() -> usize {
 pub fn cpus_online() -> Option<usize> {
     let text = std::fs::read_to_string("/sys/devices/system/cpu/online").ok()?;
     count_cpu_list(text.trim())
+}
+
+/// The memory a new allocation can count on, in bytes: `MemAvailable` of `/proc/meminfo`
+/// (free memory plus what the kernel can reclaim), or `None` if it cannot be read. Commands
+/// compare what their arguments would allocate with it before allocating.
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    meminfo_available(&text)
+}
+
+/// `MemAvailable` of a `/proc/meminfo` text, in bytes.
+fn meminfo_available(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// How many ranks of this job the launcher placed on this node (Open MPI's
+/// `OMPI_COMM_WORLD_LOCAL_SIZE`, hydra's `MPI_LOCALNRANKS`), 1 if it does not say. They share
+/// the node's memory.
+pub fn local_ranks() -> u64 {
+    ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.trim().parse::<u64>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(1)
+}
+
+/// `bytes` for people: `512 B`, `1.5 KiB`, `16.0 PiB`.
+pub fn human_bytes(bytes: u128) -> String {
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// The bytes an unprivileged writer can still write on the file system of `path`
+/// (`statvfs`: available blocks times the fragment size), or `None` if it cannot be told.
+pub fn available_space(path: &Path) -> Option<u64> {
+    let dir = canonical_or_directory(path).ok()?;
+    let st = nix::sys::statvfs::statvfs(&dir).ok()?;
+    // `fsblkcnt_t` and `c_ulong` are `u64` here but narrower on some platforms.
+    #[allow(clippy::useless_conversion)]
+    u64::from(st.blocks_available()).checked_mul(u64::from(st.fragment_size()))
 }
 
 /// The number of CPUs in a kernel CPU list such as `0-3,6,8-9`.
@@ -166,6 +218,27 @@ fn unescape(field: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_available_memory() {
+        let text = "MemTotal:        8000000 kB\nMemFree:  100 kB\nMemAvailable:    4000000 kB\n";
+        assert_eq!(meminfo_available(text), Some(4_096_000_000));
+        assert_eq!(meminfo_available("MemTotal: 1 kB\n"), None);
+        assert_eq!(meminfo_available("MemAvailable: lots kB\n"), None);
+        assert!(available_memory().is_some_and(|m| m > 0));
+        assert!(available_space(Path::new("/tmp")).is_some());
+    }
+
+    #[test]
+    fn shows_bytes() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(1 << 54), "16.0 PiB");
+        assert_eq!(
+            human_bytes(u128::MAX),
+            format!("{:.1} EiB", u128::MAX as f64 / (1u128 << 60) as f64)
+        );
+    }
 
     const MOUNTINFO: &str = "\
 22 1 0:21 / / rw,relatime - overlay overlay rw,lowerdir=/a

@@ -11,6 +11,11 @@ use clap::Args;
 
 use brlock::choice::Choice;
 
+/// A byte count the parser bounded (to at most 2^30) as a `usize`.
+pub fn to_usize(bytes: u64) -> usize {
+    usize::try_from(bytes).unwrap_or(usize::MAX)
+}
+
 /// Parses one of the values of `T` by name (aliases included), listing every value with its
 /// help in `--help`.
 pub fn choice<T: Choice>() -> ChoiceParser<T> {

@@ -37,7 +37,11 @@ fn main() -> ExitCode {
     let rt = match rt {
         Ok(rt) => rt,
         Err(err) => {
-            eprintln!("brlock: error: {err}");
+            // A launcher mismatch happens in every process, each a job of its own: the
+            // launcher's rank 0 says it, once.
+            if !matches!(launched_rank(), Some(r) if r != 0) {
+                output::write_stderr(format!("brlock: error: {err}\n").as_bytes());
+            }
             return ExitCode::FAILURE;
         }
     };
@@ -48,12 +52,13 @@ fn main() -> ExitCode {
             "more ranks than cores on this node: set Open MPI's mpi_yield_when_idle"
         );
     }
-    // With several ranks, an error may leave the others waiting for this one in a collective
-    // operation: `or_abort` ends the whole job rather than leave them hanging.
+    // With several ranks, an error of this rank alone may leave the others waiting for it in a
+    // collective operation: `or_abort` ends the whole job rather than leave them hanging. An
+    // error every rank returned together is reported once and ends each rank normally.
     match output::or_abort(&rt, commands::run(&rt, &args.command)) {
         Ok(code) => code,
         Err(err) => {
-            output::report_error(&rt, &err);
+            output::report(&rt, &err);
             ExitCode::FAILURE
         }
     }

@@ -5,25 +5,27 @@ use std::fmt::Display;
 use std::io::Write;
 use std::process::ExitCode;
 
-use brlock::check::{Check, Outcome, Run};
+use brlock::check::{admit, Check, Outcome, Run};
 use brlock::runtime::Runtime;
 use brlock::{Error, Result};
 
 /// Runs `check` on every rank in its three steps and prints what it found: settings that
-/// [`Check::validate`] refuses are a usage error (status 2, one line from rank 0), a failed
-/// [`Check::prepare`] is agreed (status 1, a line from each rank that failed), and the report
-/// of [`Run::run`] is printed by rank 0, as text or as one JSON object with `json`.
+/// [`admit`] refuses (invalid, or needing more memory than the node has) are a usage error
+/// (status 2, one line from rank 0), and the report of [`Run::run`] is printed by rank 0, as
+/// text or as one JSON object with `json`.
 ///
 /// # Errors
-/// Errors of the run itself, which may have left other ranks waiting (see `main`).
+/// A failed [`Check::prepare`] (agreed by every rank), and errors of the run itself (see
+/// `main` for how each kind ends the job).
 pub fn exec(rt: &Runtime, check: impl Check, json: bool) -> Result<ExitCode> {
-    if let Err(e) = check.validate(rt.size()) {
-        return Ok(refuse_usage(rt, &e));
+    if let Err(e) = admit(&check, rt.world()) {
+        // The same refusal on every rank: one line, from rank 0.
+        if rt.rank() == 0 {
+            write_stderr(format!("brlock: error: {e}\n").as_bytes());
+        }
+        return Ok(ExitCode::from(2));
     }
-    let prepared = match check.prepare(rt.world()) {
-        Ok(prepared) => prepared,
-        Err(e) => return Ok(refuse_agreed(rt, &e)),
-    };
+    let prepared = check.prepare(rt.world())?;
     finish(rt, &prepared.run(rt.world())?, json)
 }
 
@@ -38,7 +40,7 @@ fn finish<R: serde::Serialize + Display>(
     json: bool,
 ) -> Result<ExitCode> {
     for e in &outcome.errors {
-        report_error(rt, e);
+        report(rt, e);
     }
     if let Some(report) = &outcome.report {
         if json {
@@ -59,24 +61,15 @@ pub fn status(passed: bool) -> ExitCode {
     }
 }
 
-/// A configuration every rank refuses alike (it was validated before any communication):
-/// rank 0 prints the one line, and every rank exits with status 2, the status of usage errors.
-fn refuse_usage(rt: &Runtime, err: &Error) -> ExitCode {
-    if rt.rank() == 0 {
+/// Reports `err` as one line on stderr: an error every rank returned together
+/// ([`Error::Collective`], which names the ranks that failed and why) by rank 0 alone, any
+/// other error by the rank that has it.
+pub fn report(rt: &Runtime, err: &Error) {
+    if !err.is_collective() {
         report_error(rt, err);
+    } else if rt.rank() == 0 {
+        write_stderr(format!("brlock: error: {err}\n").as_bytes());
     }
-    ExitCode::from(2)
-}
-
-/// A step that failed on some rank and that every rank left together (the library says which
-/// of its steps are agreed): the ranks that failed print their error, the others
-/// ([`Error::PeerFailed`]) stay quiet, and every rank exits with status 1. No rank is left
-/// waiting, so nothing needs to end the job.
-pub fn refuse_agreed(rt: &Runtime, err: &Error) -> ExitCode {
-    if !matches!(err, Error::PeerFailed { .. }) {
-        report_error(rt, err);
-    }
-    ExitCode::FAILURE
 }
 
 /// Prints `err` as the one line `brlock: error: ...` on stderr, naming the rank when there
@@ -99,16 +92,16 @@ pub fn write_stderr(bytes: &[u8]) {
     let _ = std::io::stderr().lock().write_all(bytes);
 }
 
-/// For collective commands: with several ranks, an error reports itself and ends the whole
-/// job at once (`MPI_Abort`), because returning would run collective destructors (freeing a
-/// window waits for every rank) while other ranks may be waiting for this one in an operation
-/// that will never complete. With one rank the error is returned.
+/// For collective commands: an error that this rank alone ran into, with several ranks,
+/// reports itself and ends the whole job at once (`MPI_Abort`), because the other ranks may be
+/// waiting for this one in an operation that will never complete. An error every rank
+/// returned together ([`Error::Collective`]) is returned: nobody is waiting.
 ///
 /// # Errors
-/// `result`'s error, with a single rank.
+/// `result`'s error, if it is collective or there is a single rank.
 pub fn or_abort<T>(rt: &Runtime, result: Result<T>) -> Result<T> {
     match result {
-        Err(err) if rt.size() > 1 => {
+        Err(err) if rt.size() > 1 && !err.is_collective() => {
             report_error(rt, &err);
             rt.abort(1)
         }

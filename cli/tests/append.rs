@@ -187,7 +187,7 @@ fn collect_failing_rank_is_named_and_the_rest_is_intact() {
             .find(|l| l.contains("brlock: error: collect:"))
             .unwrap_or_else(|| panic!("no error line\n{}", run.describe()));
         assert!(
-            line.contains("1 of 4 ranks failed: rank 2 (") && line.contains("status 3"),
+            line.contains("1 of 4 ranks failed (rank 2: ") && line.contains("status 3"),
             "{line}"
         );
         assert!(
@@ -226,8 +226,8 @@ fn collect_names_unstartable_and_killed_commands() {
         .unwrap_or_else(|| panic!("no error line\n{}", run.describe()));
     assert!(
         line.contains("2 of 3 ranks failed")
-            && line.contains("rank 1 (`sh` exited with status 127)")
-            && line.contains("rank 2 (`sh` killed by signal 9)"),
+            && line.contains("rank 1: `sh` exited with status 127")
+            && line.contains("rank 2: `sh` killed by signal 9"),
         "{line}"
     );
     assert_eq!(

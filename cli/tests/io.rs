@@ -116,6 +116,35 @@ fn atomicity_rma_gluster_two_clients() {
     }
 }
 
+/// Issue 13, item 7: the writer grows the file while readers through the second client read
+/// each new block just past the end they saw. With the lock service (whose coherence work
+/// refreshes the size past GlusterFS's metadata cache) there is no short, stale or mixed read;
+/// the unlocked control shows the hazard (short reads: the client still believes the old
+/// size).
+#[test]
+fn atomicity_grow_gluster_two_clients() {
+    let grow = ["--grow", "--iters", "300", "--ints", "1024"];
+    for osc in ["sm", "pt2pt"] {
+        let args = two_clients("atomicity-grow", "rma", &grow);
+        let (_, json) = check(4, Some(osc), "atomicity", &args, &[]);
+        assert_eq!(json["fs_type"], "fuse.glusterfs", "{json}");
+        assert_eq!(json["grow"], Value::Bool(true), "{json}");
+        assert_eq!(u(&json, "short_reads"), 0, "osc {osc}: {json}");
+        assert_atomic(
+            &json,
+            &format!("GlusterFS, two clients, growing file, osc {osc}"),
+        );
+    }
+    let args = two_clients("atomicity-grow-none", "none", &grow);
+    let (_, json) = check(4, None, "atomicity", &args, &[]);
+    let bad = u(&json, "short_reads") + u(&json, "stale_reads") + u(&json, "mixed_reads");
+    assert!(
+        bad > 0,
+        "the unlocked control read every grown block in full across two GlusterFS clients: \
+         the check would not catch a stale size\n{json}"
+    );
+}
+
 /// All ranks on one GlusterFS mount share one client cache: `AtomicFile` then skips the
 /// coherence work (reported as `none`), and atomicity and the noncontiguous check must still
 /// hold. The two-client runs above are where the coherence work is needed.

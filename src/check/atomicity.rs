@@ -27,9 +27,9 @@ use mpi::collective::{CommunicatorCollectives, SystemOperation};
 use mpi::topology::Communicator;
 use serde::Serialize;
 
-use super::files::{lay_out, open_backend, settle, FileBackend, Opened};
+use super::files::{closing, lay_out, open_backend, settle, FileBackend, Opened};
 use super::{mpi_library, requested_osc, Check, Outcome, Run};
-use crate::collective::split_path;
+use crate::collective::{agree_outcome, agree_result, split_path};
 use crate::error::{Error, Result};
 use crate::io::{Coherence, OpenOptions, ParallelFile};
 use crate::pieces::Pieces;
@@ -46,6 +46,10 @@ pub struct AtomicityCheck {
     pub backend: FileBackend,
     /// Access every other int of the region (noncontiguous reads and writes).
     pub noncontig: bool,
+    /// Grow the file instead: write `k` goes to a block of its own after the previous one, and
+    /// each read reads the newest released block, past the end the file had when the reader
+    /// last looked (the hazard of clients that cache the file's size).
+    pub grow: bool,
     /// Writes of rank 0, and reads of every other rank.
     pub iters: u64,
     /// Ints in one access.
@@ -70,6 +74,8 @@ pub struct AtomicityReport {
     pub ints: u64,
     /// Whether the accesses were noncontiguous.
     pub noncontig: bool,
+    /// Whether the file grew with every write ([`AtomicityCheck::grow`]).
+    pub grow: bool,
     /// Writes of rank 0.
     pub iters: u64,
     /// See [`AtomicityCheck::sieve_buffer`].
@@ -92,6 +98,9 @@ pub struct AtomicityReport {
     pub stale_reads: u64,
     /// Gap ints (noncontiguous) that no longer hold their sentinel: must be 0.
     pub clobbered_ints: u64,
+    /// Reads ([`AtomicityCheck::grow`]) that found the file ending before the block a writer
+    /// had released: must be 0.
+    pub short_reads: u64,
     /// Wall time of the reads and writes.
     pub seconds: f64,
     /// The MPI library.
@@ -107,9 +116,28 @@ pub struct AtomicityReport {
 /// The value gap ints hold with --noncontig.
 const SENTINEL: i32 = -7;
 
+/// The largest file `--grow` writes (16 GiB).
+const MAX_GROWN_BYTES: u64 = 16 << 30;
+
 impl Check for AtomicityCheck {
     type Report = AtomicityReport;
     type Prepared = AtomicityCheck;
+
+    /// The access buffers and the region (twice: laid out and read back), and the sieve
+    /// buffers.
+    fn memory(&self, _ranks: i32) -> (u128, &'static str) {
+        let bytes = {
+            let access = u128::from(self.ints) * 4;
+            let region = access * if self.noncontig { 2 } else { 1 };
+            let sieve = self.sieve_buffer.map_or(
+                (crate::io::sieve::DEFAULT_READ_BUFFER + crate::io::sieve::DEFAULT_WRITE_BUFFER)
+                    as u128,
+                |b| 2 * b as u128,
+            );
+            2 * region + 2 * access + sieve
+        };
+        (bytes, "--ints")
+    }
 
     /// Refuses fewer than 2 ranks.
     fn validate(&self, ranks: i32) -> Result<()> {
@@ -119,6 +147,18 @@ impl Check for AtomicityCheck {
                  mpirun -n 4"
                     .into(),
             ));
+        }
+        if self.grow && self.noncontig {
+            return Err(Error::InvalidArgument(
+                "--grow writes contiguous blocks: it does not combine with --noncontig".into(),
+            ));
+        }
+        let grown = u128::from(self.iters) * u128::from(self.ints) * 4;
+        if self.grow && grown > u128::from(MAX_GROWN_BYTES) {
+            return Err(Error::InvalidArgument(format!(
+                "--grow with --iters {} x --ints {} would write {} bytes; at most {MAX_GROWN_BYTES}",
+                self.iters, self.ints, grown
+            )));
         }
         Layout::new(self.ints, self.noncontig).map(drop)
     }
@@ -137,9 +177,8 @@ impl Run for AtomicityCheck {
     /// if the backend is atomic or is the negative control; the others pass.
     ///
     /// # Errors
-    /// I/O, MPI and lock errors. An access that fails in the timed loop is returned on its
-    /// rank only, while the others may wait for it: the caller must then end the job
-    /// (`MPI_Abort`) rather than return.
+    /// [`Error::Collective`] on every rank if an access, the layout or the file's teardown
+    /// failed on some rank (the file is closed on every rank first).
     fn run<C: Communicator>(self, comm: &C) -> Result<Outcome<AtomicityReport>> {
         let rank = comm.rank();
         let path = split_path(rank, &self.file, self.alt_file.as_deref());
@@ -152,69 +191,77 @@ impl Run for AtomicityCheck {
             options.sieve.write_buffer = bytes;
             options.sieve.read_buffer = bytes;
         }
+        if self.grow {
+            // The file starts empty: rank 0 empties it before anyone opens it.
+            let emptied = (rank == 0).then(|| empty_file(&self.file));
+            agree_outcome(comm, "empty the file", emptied)?;
+        }
         let Opened {
-            mut file,
+            file,
             fs_type,
             coherence,
             io_component,
         } = open_backend(comm, path, self.backend, &options, &[])?;
         let atomic = self.backend != FileBackend::None;
-
-        // Rank 0 lays the region out (value 0, gaps SENTINEL).
-        lay_out(comm, file.as_mut(), &layout.initial())?;
-        if atomic {
-            file.set_atomicity(true)?;
-        }
-        if self.noncontig {
-            file.prepare_pieces(&layout.access)?;
-        }
-
-        let released = Window::allocate(comm, if rank == 0 { 1 } else { 0 })?;
-        comm.barrier();
-        let started = Instant::now();
-        let mut tally = Tally::default();
-        let mut buf = vec![0u8; layout.access_bytes()];
-        if rank == 0 {
-            for k in 1..=self.iters {
-                let value = i32::try_from(k).unwrap_or(i32::MAX);
-                let data = layout.fill(value);
-                layout.write(file.as_mut(), &data)?;
-                // Announce version k only after the write (and its lock) is done.
-                released.with_lock(0, LockKind::Exclusive, |e| e.accumulate(&[1], 0, Op::Sum))?;
-                tally.writes += 1;
+        let (tally, seconds) = closing(comm, file, |file| {
+            // Rank 0 lays the region out (value 0, gaps SENTINEL); a growing file starts empty.
+            let initial = if self.grow {
+                Vec::new()
+            } else {
+                layout.initial()
+            };
+            lay_out(comm, file, &initial)?;
+            if atomic {
+                agree_result(comm, "set atomic mode", file.set_atomicity(true))?;
             }
-        } else {
-            for _ in 0..self.iters {
-                let mut floor = 0u64;
-                released.with_lock(0, LockKind::Shared, |e| e.atomic_read(&mut floor, 0))?;
-                layout.read(file.as_mut(), &mut buf)?;
-                tally.judge(&buf, floor, self.iters);
+            if self.noncontig {
+                agree_result(
+                    comm,
+                    "set the file view",
+                    file.prepare_pieces(&layout.access),
+                )?;
             }
-        }
-        comm.barrier();
-        let seconds = started.elapsed().as_secs_f64();
-        if atomic {
-            file.set_atomicity(false)?;
-        }
-        settle(comm, file.as_mut())?;
-        if self.noncontig {
-            file.prepare_pieces(&Pieces::default())?;
-        }
-        if rank == 0 && self.noncontig {
-            let mut region = vec![0u8; layout.region_bytes()];
-            file.read_at(0, &mut region)?;
-            tally.clobbered = layout.clobbered(&region);
-        }
-        drop(file);
-        released.free()?;
+            // Word 0: versions released; word 1: the writer is done (whatever happened).
+            let released = Window::allocate(comm, if rank == 0 { 2 } else { 0 })?;
+            comm.barrier();
+            let started = Instant::now();
+            let accessed = self.access(comm, file, &layout, &released);
+            // Every rank's accesses are over (the agreement waits for all): the window goes.
+            let accessed = agree_result(comm, "access the file", accessed);
+            let seconds = started.elapsed().as_secs_f64();
+            let freed = agree_result(comm, "free the window", released.free());
+            let mut tally = accessed?;
+            freed?;
+            if atomic {
+                agree_result(comm, "leave atomic mode", file.set_atomicity(false))?;
+            }
+            settle(comm, file)?;
+            if self.noncontig {
+                agree_result(
+                    comm,
+                    "reset the file view",
+                    file.prepare_pieces(&Pieces::default()),
+                )?;
+            }
+            let region = if rank == 0 && self.noncontig {
+                let mut region = vec![0u8; layout.region_bytes()];
+                file.read_at(0, &mut region).map(|()| Some(region))
+            } else {
+                Ok(None)
+            };
+            if let Some(region) = agree_result(comm, "read the file back", region)? {
+                tally.clobbered = layout.clobbered(&region);
+            }
+            Ok((tally, seconds))
+        })?;
 
-        let mut sums = [0u64; 5];
+        let mut sums = [0u64; 6];
         comm.all_reduce_into(&tally.words()[..], &mut sums[..], SystemOperation::sum());
-        let [writes, reads, mixed, stale, clobbered] = sums;
+        let [writes, reads, mixed, stale, clobbered, short] = sums;
         if rank != 0 {
             return Ok(Outcome::quiet(true));
         }
-        let ok = mixed == 0 && stale == 0 && clobbered == 0;
+        let ok = mixed == 0 && stale == 0 && clobbered == 0 && short == 0;
         // The negative control is expected to fail the check; only real backends fail.
         Ok(Outcome::reported(
             ok || !atomic,
@@ -224,6 +271,7 @@ impl Run for AtomicityCheck {
                 ranks: comm.size(),
                 ints: self.ints,
                 noncontig: self.noncontig,
+                grow: self.grow,
                 iters: self.iters,
                 sieve_buffer: self.sieve_buffer,
                 file: self.file.display().to_string(),
@@ -235,6 +283,7 @@ impl Run for AtomicityCheck {
                 mixed_reads: mixed,
                 stale_reads: stale,
                 clobbered_ints: clobbered,
+                short_reads: short,
                 seconds,
                 mpi_library: mpi_library(),
                 osc: requested_osc(),
@@ -245,21 +294,100 @@ impl Run for AtomicityCheck {
     }
 }
 
+impl AtomicityCheck {
+    /// The timed part on this rank: rank 0 writes version after version and announces each in
+    /// `released`; the others read and judge. Local: an error ends this rank's part only.
+    fn access(
+        &self,
+        comm: &impl Communicator,
+        file: &mut dyn ParallelFile,
+        layout: &Layout,
+        released: &Window,
+    ) -> Result<Tally> {
+        let mut tally = Tally::default();
+        let block = layout.access_bytes() as u64;
+        if comm.rank() == 0 {
+            let written = (1..=self.iters).try_for_each(|k| {
+                let value = i32::try_from(k).unwrap_or(i32::MAX);
+                let data = layout.fill(value);
+                if self.grow {
+                    // Block k - 1, just past the end: the file grows.
+                    file.write_at((k - 1) * block, &data)?;
+                } else {
+                    layout.write(file, &data)?;
+                }
+                // Announce version k only after the write (and its lock) is done.
+                released.with_lock(0, LockKind::Exclusive, |e| e.accumulate(&[1], 0, Op::Sum))?;
+                tally.writes += 1;
+                Ok(())
+            });
+            // Readers of a growing file wait for versions: tell them there are no more.
+            let done =
+                released.with_lock(0, LockKind::Exclusive, |e| e.accumulate(&[1], 1, Op::Sum));
+            written.and(done)?;
+        } else if !self.grow {
+            let mut buf = vec![0u8; layout.access_bytes()];
+            for _ in 0..self.iters {
+                let mut floor = 0u64;
+                released.with_lock(0, LockKind::Shared, |e| e.atomic_read(&mut floor, 0))?;
+                layout.read(file, &mut buf)?;
+                tally.judge(&buf, floor, self.iters);
+            }
+        } else {
+            // Each newly released block, read at once: it lies just past the end this
+            // reader's client saw before.
+            let mut buf = vec![0u8; layout.access_bytes()];
+            let mut seen = 0u64;
+            loop {
+                let (mut floor, mut done) = (0u64, 0u64);
+                released.with_lock(0, LockKind::Shared, |e| {
+                    e.atomic_read(&mut floor, 0)?;
+                    e.atomic_read(&mut done, 1)
+                })?;
+                if floor == seen {
+                    if done != 0 {
+                        break;
+                    }
+                    std::thread::yield_now();
+                    continue;
+                }
+                seen = floor;
+                match file.read_at((floor - 1) * block, &mut buf) {
+                    Ok(()) => tally.judge_grown(&buf, floor),
+                    Err(Error::ShortRead { .. }) => {
+                        tally.reads += 1;
+                        tally.short += 1;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(tally)
+    }
+}
+
 impl fmt::Display for AtomicityReport {
     /// One line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shape = if self.noncontig {
+            " (noncontiguous)"
+        } else if self.grow {
+            " (growing file)"
+        } else {
+            ""
+        };
+        let short = if self.grow {
+            format!(", {} short", self.short_reads)
+        } else {
+            String::new()
+        };
         write!(
             f,
-            "check atomicity: backend {:?}, {} ranks, {} ints{}, {} on {}: {} writes, {} reads, \
-             {} mixed, {} stale, {} clobbered, {:.2} s: {}",
+            "check atomicity: backend {:?}, {} ranks, {} ints{shape}, {} on {}: {} writes, {} \
+             reads, {} mixed, {} stale{short}, {} clobbered, {:.2} s: {}",
             self.backend,
             self.ranks,
             self.ints,
-            if self.noncontig {
-                " (noncontiguous)"
-            } else {
-                ""
-            },
             self.file,
             self.fs_type,
             self.writes,
@@ -348,6 +476,21 @@ impl Layout {
     }
 }
 
+/// Rank 0's emptying of the file for `--grow` (created if missing).
+fn empty_file(path: &std::path::Path) -> Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map(drop)
+        .map_err(|source| Error::Io {
+            op: "empty",
+            path: path.display().to_string(),
+            source,
+        })
+}
+
 fn ints(bytes: &[u8]) -> impl Iterator<Item = i32> + '_ {
     bytes
         .chunks_exact(4)
@@ -361,9 +504,26 @@ struct Tally {
     mixed: u64,
     stale: u64,
     clobbered: u64,
+    short: u64,
 }
 
 impl Tally {
+    /// Judges a read of the block that write `floor` appended (it holds `floor` in every int,
+    /// and nothing else ever): anything else is stale (never-written zeros, or a cached hole)
+    /// or mixed.
+    fn judge_grown(&mut self, buf: &[u8], floor: u64) {
+        self.reads += 1;
+        let mut values = ints(buf);
+        let Some(first) = values.next() else {
+            return;
+        };
+        if !values.all(|v| v == first) {
+            self.mixed += 1;
+        } else if u64::try_from(first).ok() != Some(floor) {
+            self.stale += 1;
+        }
+    }
+
     /// Judges one read: `floor` is the version released before the read began, `last` the
     /// last version the writer will write.
     fn judge(&mut self, buf: &[u8], floor: u64, last: u64) {
@@ -394,13 +554,14 @@ impl Tally {
         }
     }
 
-    fn words(&self) -> [u64; 5] {
+    fn words(&self) -> [u64; 6] {
         [
             self.writes,
             self.reads,
             self.mixed,
             self.stale,
             self.clobbered,
+            self.short,
         ]
     }
 }

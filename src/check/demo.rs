@@ -18,7 +18,7 @@ use mpi::collective::{CommunicatorCollectives, Root, SystemOperation};
 use mpi::topology::Communicator;
 
 use super::{mpi_library, requested_osc, Check, Outcome, Run, TempDir};
-use crate::collective::path_from;
+use crate::collective::{agree_outcome, agree_result, path_from};
 use crate::error::{Error, Result};
 use crate::lock::{NoLock, RangeLock, RmaLock};
 use crate::range::{ByteRange, LockMode};
@@ -118,21 +118,32 @@ impl Run for PreparedDemo {
             .read(true)
             .write(true)
             .open(&path)
-            .map_err(|source| io_err("open", &path, source))?;
+            .map_err(|source| io_err("open", &path, source));
+        let file = agree_result(comm, "open", file)?;
 
         // The updates.
         let mut expected = vec![0u64; COUNTERS as usize];
+        let mut lock = if demo.no_lock {
+            None
+        } else {
+            Some(RmaLock::open(comm, 0)?)
+        };
         comm.barrier();
         let started = Instant::now();
-        if demo.no_lock {
-            demo.update(rank, &file, &path, &mut NoLock::default(), &mut expected)?;
-        } else {
-            let mut lock = RmaLock::open(comm, 0)?;
-            demo.update(rank, &file, &path, &mut lock, &mut expected)?;
-            lock.shutdown()?;
-        }
-        comm.barrier();
+        let updated = match lock.as_mut() {
+            None => demo.update(rank, &file, &path, &mut NoLock::default(), &mut expected),
+            Some(lock) => demo.update(rank, &file, &path, lock, &mut expected),
+        };
+        // Every rank's updates are over (the agreement waits for all): the lock goes.
+        let updated = agree_result(comm, "update the counters", updated);
         let seconds = started.elapsed().as_secs_f64();
+        let closed = agree_result(
+            comm,
+            "shut the lock service down",
+            lock.map_or(Ok(()), RangeLock::close),
+        );
+        updated?;
+        closed?;
 
         // The integrity check.
         let mut total_expected = vec![0u64; COUNTERS as usize];
@@ -143,8 +154,8 @@ impl Run for PreparedDemo {
         );
         let mut report = None;
         let mut ok = 1u8;
-        if rank == 0 {
-            let found = read_counters(&file, &path, 0, COUNTERS)?;
+        let found = (rank == 0).then(|| read_counters(&file, &path, 0, COUNTERS));
+        if let Some(found) = agree_outcome(comm, "read the counters", found)? {
             let r = DemoReport {
                 ranks: comm.size(),
                 rounds: demo.rounds,

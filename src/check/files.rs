@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::{mpi_library, requested_osc};
 use crate::choice::choice;
-use crate::collective::path_from;
+use crate::collective::{agree_result, path_from};
 use crate::error::{Error, Result};
 use crate::io::mpiio::MpiIoFile;
 use crate::io::{AtomicFile, Coherence, OpenOptions, ParallelFile};
@@ -129,27 +129,52 @@ impl<F> Opened<F> {
 /// Collective: rank 0 writes `initial` at offset 0, then every rank [`settle`]s.
 ///
 /// # Errors
-/// I/O and MPI errors.
+/// [`Error::Collective`] on every rank if a rank's write or sync failed.
 pub fn lay_out(
     comm: &impl Communicator,
     file: &mut (impl ParallelFile + ?Sized),
     initial: &[u8],
 ) -> Result<()> {
-    if comm.rank() == 0 {
-        file.write_at(0, initial)?;
-    }
+    let written = if comm.rank() == 0 {
+        file.write_at(0, initial)
+    } else {
+        Ok(())
+    };
+    agree_result(comm, "lay out the file", written)?;
     settle(comm, file)
 }
 
-/// Collective: sync, barrier, sync: makes every rank's writes visible to every rank (the
-/// MPI-IO recipe outside atomic mode).
+/// Collective: sync, agree (every rank is past its sync: a barrier), sync, agree: makes every
+/// rank's writes visible to every rank (the MPI-IO recipe outside atomic mode).
 ///
 /// # Errors
-/// I/O and MPI errors.
+/// [`Error::Collective`] on every rank if a rank's sync failed.
 pub fn settle(comm: &impl Communicator, file: &mut (impl ParallelFile + ?Sized)) -> Result<()> {
-    file.sync()?;
-    comm.barrier();
-    file.sync()
+    agree_result(comm, "sync", file.sync())?;
+    agree_result(comm, "sync", file.sync())
+}
+
+/// Collective: runs `body` on the open `file`, then closes the file on every rank, whatever
+/// `body` returned, and returns the first error. `body` keeps the ranks in step: its errors
+/// are agreed ([`Error::Collective`], returned by every rank together), so every rank reaches
+/// the close. An error of one rank alone would leave the others waiting elsewhere: then the
+/// file is dropped without the collective close, and the job ends when the
+/// [`Runtime`](crate::runtime::Runtime) is dropped, rather than hang.
+///
+/// # Errors
+/// `body`'s error, else [`Error::Collective`] if the close failed on some rank.
+pub fn closing<T>(
+    comm: &impl Communicator,
+    mut file: Box<dyn ParallelFile>,
+    body: impl FnOnce(&mut dyn ParallelFile) -> Result<T>,
+) -> Result<T> {
+    let out = body(file.as_mut());
+    if matches!(&out, Err(e) if !e.is_collective()) {
+        return out;
+    }
+    let closed = agree_result(comm, "close", file.close());
+    let out = out?;
+    closed.map(|()| out)
 }
 
 /// What an I/O benchmark ran on, as its report says it.
@@ -203,8 +228,7 @@ impl SharedFile {
     /// temporary directory and every rank learns its path. Collective.
     ///
     /// # Errors
-    /// [`Error::Io`] on rank 0 if it cannot create the file, [`Error::PeerFailed`] on the
-    /// others.
+    /// [`Error::Collective`] on every rank if rank 0 cannot create the file.
     pub fn resolve(
         comm: &impl Communicator,
         file: Option<&Path>,

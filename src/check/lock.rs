@@ -74,8 +74,8 @@ impl LockFile {
     /// path; then the leaders hand the absolute paths to the others, who open them.
     ///
     /// # Errors
-    /// Agreed by every rank: the failing rank's own error ([`Error::Io`] naming the path), and
-    /// [`Error::PeerFailed`] on the others.
+    /// [`Error::Collective`] on every rank, naming the failing rank and its error (an
+    /// [`Error::Io`] naming the path).
     pub fn open(
         comm: &impl Communicator,
         file: Option<&Path>,
@@ -176,6 +176,12 @@ pub struct LockCheck {
 impl Check for LockCheck {
     type Report = LockReport;
     type Prepared = PreparedLockCheck;
+
+    /// Rank 0's share: every rank's acquisition records, gathered.
+    fn memory(&self, ranks: i32) -> (u128, &'static str) {
+        let bytes = { super::stamp::records_memory(self.iters, ranks) };
+        (bytes, "--iters x ranks")
+    }
 
     /// Refuses a lock file with a backend that takes none.
     fn validate(&self, _ranks: i32) -> Result<()> {
@@ -345,28 +351,44 @@ impl Run for PreparedLockCheck {
         let mut records = Vec::with_capacity(usize::try_from(args.iters).unwrap_or(0));
         checker.comm().barrier();
         let started = Instant::now();
-        match (args.backend, self.lock_file.as_mut()) {
-            (LockBackend::Rma, _) => {
-                let mut lock = RmaLock::open(comm, args.home)?;
-                totals.violations = drive(&cfg, &mut lock, &checker, &mut records)?;
+        let driven = match (args.backend, self.lock_file.as_mut()) {
+            (LockBackend::Rma, _) => RmaLock::open(comm, args.home).and_then(|mut lock| {
+                let driven = drive(&cfg, &mut lock, &checker, &mut records);
+                // Every rank's loop is over (the agreement waits for all): shut down together.
+                let driven = agree_result(checker.comm(), "acquire and release", driven);
                 totals.stats = lock.stats();
-                totals.drained = lock.shutdown()?;
-            }
+                let drained = agree_result(
+                    checker.comm(),
+                    "shut the lock service down",
+                    lock.shutdown(),
+                );
+                totals.violations = driven?;
+                totals.drained = drained?;
+                Ok(())
+            }),
             (LockBackend::Fcntl | LockBackend::Ofd, Some(file)) => {
-                totals.violations = drive(&cfg, &mut file.lock, &checker, &mut records)?;
+                let driven = drive(&cfg, &mut file.lock, &checker, &mut records);
                 totals.stats.acquisitions = args.iters;
+                agree_result(checker.comm(), "acquire and release", driven)
+                    .map(|v| totals.violations = v)
             }
             (LockBackend::Fcntl | LockBackend::Ofd, None) => {
                 unreachable!("the lock file of the fcntl backends is opened by prepare")
             }
             (LockBackend::None, _) => {
                 let mut lock = NoLock::default();
-                totals.violations = drive(&cfg, &mut lock, &checker, &mut records)?;
+                let driven = drive(&cfg, &mut lock, &checker, &mut records);
                 totals.stats.acquisitions = args.iters;
+                agree_result(checker.comm(), "acquire and release", driven)
+                    .map(|v| totals.violations = v)
             }
-        }
-        checker.comm().barrier();
+        };
         let seconds = started.elapsed().as_secs_f64();
+        if let Err(e) = driven {
+            // Agreed: every rank frees the checker's window together.
+            let _ = checker.free();
+            return Err(e);
+        }
         // Every rank has released its last range: close the lock files (and remove rank 0's
         // temporary directory).
         let lock_path = self.lock_file.take().map(|f| f.path.display().to_string());

@@ -21,6 +21,11 @@
 //! collective), [`Check::prepare`] (opening files: a failure is agreed, so every rank can
 //! return), [`Run::run`] (the work; rank 0 gets the report, `serde::Serialize` and
 //! `Display`).
+//!
+//! A run keeps its ranks in step when one fails: the work between two collective calls is
+//! local, its outcome is agreed at the next one ([`agree_result`](crate::collective::agree_result),
+//! which also synchronises like the barrier it replaces), and what the run opened is closed
+//! on every rank whatever happened ([`files::closing`]). `docs/failures.md` has the rule.
 
 pub mod atomicity;
 pub mod bench;
@@ -55,13 +60,69 @@ pub trait Check: Sized {
         Ok(())
     }
 
+    /// The most memory one rank allocates for the run in a job of `ranks` ranks, in bytes,
+    /// computed from the settings alone (rank 0's share when it gathers everyone's results),
+    /// and the settings it grows with (`--stride x --count`): [`admit`] compares it with the
+    /// machine's memory before anything is allocated.
+    fn memory(&self, ranks: i32) -> (u128, &'static str) {
+        let _ = ranks;
+        (0, "")
+    }
+
     /// Collective: opens what the check needs (files, directories) before any window exists.
     ///
     /// # Errors
-    /// Agreed by every rank: the failing rank's own error and
-    /// [`crate::Error::PeerFailed`] on the others, so that every rank can return;
-    /// [`crate::Error::InvalidArgument`] as for [`Check::validate`].
+    /// Agreed by every rank ([`crate::Error::Collective`], naming the failing ranks and their
+    /// errors), so that every rank can return; [`crate::Error::InvalidArgument`] as for
+    /// [`Check::validate`].
     fn prepare<C: Communicator>(self, comm: &C) -> Result<Self::Prepared>;
+}
+
+/// Collective: refuses `check` before it runs if its settings are invalid
+/// ([`Check::validate`], the same answer on every rank) or if it would take more memory on a
+/// rank ([`Check::memory`]) than this node can give each of its ranks
+/// ([`host::available_memory`](crate::host::available_memory) divided by
+/// [`host::local_ranks`](crate::host::local_ranks)). The memory is agreed on (nodes differ):
+/// every rank returns the refusal together.
+///
+/// # Errors
+/// [`crate::Error::InvalidArgument`] naming what is wrong, on every rank.
+pub fn admit<C: Communicator>(check: &impl Check, comm: &C) -> Result<()> {
+    check.validate(comm.size())?;
+    let (bytes, settings) = check.memory(comm.size());
+    let fits = fits_in_memory(bytes, settings);
+    match crate::collective::agree_result(comm, "check the memory", fits) {
+        Err(crate::Error::Collective(failure)) => {
+            let (rank, message) = failure.failures.first().cloned().unwrap_or_default();
+            let message = message
+                .strip_prefix("invalid argument: ")
+                .unwrap_or(&message);
+            Err(crate::Error::InvalidArgument(format!(
+                "{message} (rank {rank})"
+            )))
+        }
+        other => other,
+    }
+}
+
+/// Whether `bytes` fit in this node's share of memory per rank.
+fn fits_in_memory(bytes: u128, settings: &str) -> Result<()> {
+    let Some(available) = crate::host::available_memory() else {
+        return Ok(());
+    };
+    let ranks = crate::host::local_ranks();
+    let share = u128::from(available / ranks);
+    if bytes <= share {
+        return Ok(());
+    }
+    use crate::host::human_bytes;
+    Err(crate::Error::InvalidArgument(format!(
+        "{settings} need {} of memory on a rank, more than this node's {} available leave \
+         each of its {ranks} rank(s) ({}); reduce them",
+        human_bytes(bytes),
+        human_bytes(u128::from(available)),
+        human_bytes(share),
+    )))
 }
 
 /// A prepared [`Check`].
@@ -72,21 +133,18 @@ pub trait Run {
     /// Collective: does the work on every rank of `comm`.
     ///
     /// # Errors
-    /// I/O, lock and MPI errors, on the rank where they happened: other ranks may be waiting
-    /// for it in a collective call, so a program that gets one must end the job
-    /// (`MPI_Abort`) rather than return.
+    /// An I/O or lock error of any rank is agreed: every rank returns
+    /// [`crate::Error::Collective`] together, after closing what the check opened, so the
+    /// program can report it once and end normally. Any other error (an MPI failure inside a
+    /// one-sided epoch, say) is this rank's alone, and other ranks may be waiting for it in a
+    /// collective call: a program that gets one must end the job (`MPI_Abort`,
+    /// [`Runtime::finish`](crate::runtime::Runtime::finish)) rather than return.
     fn run<C: Communicator>(self, comm: &C) -> Result<Outcome<Self::Report>>;
 }
 
-/// The MPI library's name and version, for reports: the first line of its description
-/// (MPICH's runs over many lines) up to the first comma, with runs of whitespace made single
-/// spaces (`Open MPI v4.1.4`).
+/// The MPI library's name and version, for reports; see [`crate::sys::library_name`].
 pub fn mpi_library() -> String {
-    let version = crate::sys::library_version();
-    let first = version.lines().next().unwrap_or_default();
-    // Open MPI's first line goes on with ", package: ..., ident: ...": keep the name.
-    let name = first.split(',').next().unwrap_or_default();
-    name.split_whitespace().collect::<Vec<_>>().join(" ")
+    crate::sys::library_name()
 }
 
 /// The Open MPI one-sided component requested through `OMPI_MCA_osc` (which `mpirun --mca

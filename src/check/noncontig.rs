@@ -31,9 +31,9 @@ use mpi::collective::{CommunicatorCollectives, SystemOperation};
 use mpi::topology::Communicator;
 use serde::Serialize;
 
-use super::files::{lay_out, open_backend, settle, FileBackend, Opened};
+use super::files::{closing, lay_out, open_backend, settle, FileBackend, Opened};
 use super::{mpi_library, requested_osc, Check, Outcome, Run};
-use crate::collective::split_path;
+use crate::collective::{agree_result, split_path};
 use crate::error::{Error, Result};
 #[cfg(feature = "testing")]
 use crate::io::FileFault;
@@ -138,6 +138,20 @@ impl Check for NoncontigCheck {
     type Report = NoncontigReport;
     type Prepared = NoncontigCheck;
 
+    /// The whole file twice (laid out, read back), one write's data and the sieve buffers.
+    fn memory(&self, ranks: i32) -> (u128, &'static str) {
+        let bytes = {
+            let file = u128::from(ranks.max(0) as u32)
+                * u128::from(self.ints)
+                * u128::from(self.iters)
+                * 4;
+            2 * file
+                + u128::from(self.ints) * 4
+                + (self.sieve_buffer + crate::io::sieve::DEFAULT_READ_BUFFER) as u128
+        };
+        (bytes, "--ints x --iters x ranks")
+    }
+
     /// Refuses fewer than 2 or more than 2000 ranks, a file too large, or the
     /// unlocked-plain-writes control without `plain_odd` and the lock-based backend.
     fn validate(&self, ranks: i32) -> Result<()> {
@@ -200,14 +214,15 @@ impl Run for NoncontigCheck {
         let plain = self.plain_odd && rank % 2 == 1;
         let opened = open_backend(comm, path, self.backend, &options, &hints)?;
         let Opened {
-            mut file,
+            file,
             fs_type,
             coherence,
             io_component,
         } = opened;
-        let outcome = exercise(comm, file.as_mut(), &layout, plain)?;
-        let windows_per_write = file.last_noncontig().map_or(0, |s| s.windows);
-        drop(file);
+        let (outcome, windows_per_write) = closing(comm, file, |file| {
+            let outcome = exercise(comm, file, &layout, plain)?;
+            Ok((outcome, file.last_noncontig().map_or(0, |s| s.windows)))
+        })?;
 
         let mut lost_own = 0u64;
         comm.all_reduce_into(&outcome.lost_own, &mut lost_own, SystemOperation::sum());
@@ -282,32 +297,40 @@ fn exercise(
     lay_out(world, file, &layout.initial())?;
 
     let started = Instant::now();
+    // The previous iteration's writes of this rank; agreed on at the start of the next, so
+    // that a rank whose write failed does not leave the others in a collective call.
+    let mut written = Ok(());
     for k in 0..layout.iters {
         let pieces = layout.pieces(rank, k)?;
         let data: Vec<u8> = (0..layout.ints)
             .flat_map(|_| Layout::value(rank, k).to_le_bytes())
             .collect();
         // Collective (a file view for MPI-IO, nothing for the others); then every iteration
-        // starts together: the windows of different ranks must overlap in time.
-        if plain {
-            file.prepare_pieces(&Pieces::default())?;
-            world.barrier();
-            for (piece, int) in pieces.iter().zip(data.chunks_exact(4)) {
-                file.write_at(piece.offset, int)?;
-            }
+        // starts together (the agreement synchronises): the windows of different ranks must
+        // overlap in time.
+        let none = Pieces::default();
+        let view = file.prepare_pieces(if plain { &none } else { &pieces });
+        agree_result(world, "write", written.and(view))?;
+        written = if plain {
+            pieces
+                .iter()
+                .zip(data.chunks_exact(4))
+                .try_for_each(|(piece, int)| file.write_at(piece.offset, int))
         } else {
-            file.prepare_pieces(&pieces)?;
-            world.barrier();
-            file.write_pieces(&pieces, &data)?;
-        }
+            file.write_pieces(&pieces, &data)
+        };
     }
-    world.barrier();
+    agree_result(world, "write", written)?;
     let seconds = started.elapsed().as_secs_f64();
 
-    file.prepare_pieces(&Pieces::default())?;
+    agree_result(
+        world,
+        "reset the file view",
+        file.prepare_pieces(&Pieces::default()),
+    )?;
     settle(world, file)?;
     let mut all = vec![0u8; layout.file_bytes()];
-    file.read_at(0, &mut all)?;
+    agree_result(world, "read the file back", file.read_at(0, &mut all))?;
 
     let (mut lost_all, mut lost_own, mut iterations_with_losses) = (0u64, 0u64, 0u64);
     let mut last_lossy = None;

@@ -171,6 +171,12 @@ impl Check for RmaCheck {
     type Report = RmaReport;
     type Prepared = RmaCheck;
 
+    /// Rank 0's share: every rank's fetched values, gathered.
+    fn memory(&self, ranks: i32) -> (u128, &'static str) {
+        let bytes = { u128::from(self.iters) * (u128::from(ranks.max(0) as u32) + 1) * 8 };
+        (bytes, "--iters x ranks")
+    }
+
     /// Nothing to open.
     fn prepare<C: Communicator>(self, _comm: &C) -> Result<RmaCheck> {
         Ok(self)

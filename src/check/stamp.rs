@@ -107,6 +107,13 @@ impl Record {
     }
 }
 
+/// What rank 0 holds of `iters` acquisition records of each of `ranks` ranks: its own, every
+/// rank's gathered as words, and the records rebuilt from them.
+pub fn records_memory(iters: u64, ranks: i32) -> u128 {
+    let per = (Record::WORDS * 8 + std::mem::size_of::<Record>()) as u128;
+    u128::from(iters) * (u128::from(ranks.max(0) as u32) + 1) * per
+}
+
 /// Collective over `comm`: every rank's samples (the same number on every rank), in rank
 /// order, on rank 0; `None` elsewhere.
 pub fn gather_to_root(comm: &SimpleCommunicator, mine: &[u64]) -> Option<Vec<u64>> {
@@ -336,10 +343,14 @@ pub fn drive<L: RangeLock>(
         let lock_ns = t0.elapsed().as_nanos() as u64;
         let ticket = lock.arrival_ticket().unwrap_or(stamp);
 
-        let (grant_seq, bad) = checker.hold(rank, first, count, mode, cfg.hold, &mut olds)?;
+        let held = checker.hold(rank, first, count, mode, cfg.hold, &mut olds);
+        // Released even if the checker failed: a rank that returns holding a range would
+        // leave the others waiting for it.
         let t1 = Instant::now();
-        lock.unlock()?;
+        let unlocked = lock.unlock();
         let unlock_ns = t1.elapsed().as_nanos() as u64;
+        let (grant_seq, bad) = held?;
+        unlocked?;
         if bad {
             violations += 1;
             tracing::debug!(%range, %mode, "exclusion violated");

@@ -30,7 +30,7 @@ use mpi::topology::{Communicator, Rank};
 use super::coherence::{read_full, ClientCaches, Coherence, ReadAt};
 use super::sieve::{self, Access, Method, SieveConfig, SievePolicy, Stats};
 use super::ParallelFile;
-use crate::collective::{agree_on_flag, agree_outcome};
+use crate::collective::{agree_on_flag, agree_outcome, free_after};
 use crate::error::{Error, Result};
 use crate::lock::{NoLock, RangeLock, RmaLock};
 use crate::pieces::Pieces;
@@ -82,6 +82,19 @@ impl Default for OpenOptions {
 ///
 /// Each rank may open the file under its own path (the same file through different mounts,
 /// like two compute nodes): the lock is keyed by byte ranges, not by path.
+///
+/// # Errors and teardown
+///
+/// Opening and [`close`](AtomicFile::close) are collective; reads and writes are not (each
+/// takes and releases its lock before it returns, also when the I/O fails). An error of one
+/// rank is that rank's alone, and the others do not learn of it by themselves. So a program
+/// that gets an error from a read or write must either bring every rank to agree on it (for
+/// example [`agree_result`](crate::collective::agree_result) at the next point where all ranks
+/// meet) and then `close` on every rank, or end the job (`MPI_Abort`). Dropping the file on an
+/// early return never enters a collective call: it releases what this rank holds and leaves
+/// the lock service's window and communicator to MPI, and the
+/// [`Runtime`](crate::runtime::Runtime) then ends the job rather than finalize
+/// (`docs/failures.md`).
 #[derive(Debug)]
 pub struct AtomicFile<L: RangeLock = RmaLock> {
     // Field order is drop order: the lock service (its window) before the communicator.
@@ -105,9 +118,9 @@ impl AtomicFile<RmaLock> {
     /// file, usually the same path).
     ///
     /// # Errors
-    /// [`Error::Io`] on the rank whose open failed (missing file without `create`, no
-    /// permission, ...) and [`Error::PeerFailed`] on the others, so no rank is left waiting;
-    /// MPI errors.
+    /// [`Error::Collective`] on every rank, naming the rank whose open failed and why
+    /// (missing file without `create`, no permission, ...), so no rank is left waiting;
+    /// [`Error::InvalidArgument`] for a home rank outside the communicator; MPI errors.
     pub fn open(
         comm: &impl Communicator,
         path: impl AsRef<Path>,
@@ -147,9 +160,45 @@ impl<L: RangeLock> AtomicFile<L> {
         make_lock: impl FnOnce(&mpi::topology::SimpleCommunicator) -> Result<L>,
     ) -> Result<Self> {
         options.sieve.validate()?;
-        let path = path.as_ref();
-        let shown = path.display().to_string();
+        if !(0..comm.size()).contains(&options.home) {
+            return Err(Error::InvalidArgument(format!(
+                "home rank {} is not a rank of the communicator (0..{})",
+                options.home,
+                comm.size()
+            )));
+        }
         let comm = OwnedComm::duplicate(comm)?;
+        match Self::open_on(&comm, path.as_ref(), options) {
+            Ok((file, caches, lock_plain_writes)) => {
+                // Built last: nothing after it can fail, so no error path drops a live service.
+                let lock = match make_lock(comm.comm()) {
+                    Ok(lock) => lock,
+                    Err(e) => return Err(free_after(comm, e)),
+                };
+                tracing::debug!(path = %path.as_ref().display(), fs_type = %caches.fs_type(), clients = caches.clients(), coherence = %caches.strategy(), lock_plain_writes, direct_reads = caches.direct_reads(), "opened");
+                Ok(AtomicFile {
+                    lock,
+                    comm,
+                    file,
+                    path: path.as_ref().display().to_string(),
+                    caches,
+                    atomic: false,
+                    sieve: options.sieve,
+                    lock_plain_writes,
+                    last: None,
+                })
+            }
+            Err(e) => Err(free_after(comm, e)),
+        }
+    }
+
+    /// The steps of [`AtomicFile::open_with_lock`] before the lock, on the private
+    /// communicator; every error is agreed by every rank.
+    fn open_on(
+        comm: &OwnedComm,
+        path: &Path,
+        options: &OpenOptions,
+    ) -> Result<(File, ClientCaches, bool)> {
         // Rank 0 creates the file before anyone else opens it: concurrent creates through
         // different clients of a distributed file system race.
         let first = (comm.rank() == 0).then(|| open_file(path, options.create));
@@ -171,21 +220,7 @@ impl<L: RangeLock> AtomicFile<L> {
         } else {
             any_sieves
         };
-        let lock_plain_writes = any_sieves == 1;
-        let lock = make_lock(comm.comm())?;
-        tracing::debug!(path = %shown, fs_type = %caches.fs_type(), clients = caches.clients(), coherence = %caches.strategy(), lock_plain_writes, direct_reads = caches.direct_reads(), "opened");
-        comm.comm().barrier();
-        Ok(AtomicFile {
-            lock,
-            comm,
-            file,
-            path: shown,
-            caches,
-            atomic: false,
-            sieve: options.sieve,
-            lock_plain_writes,
-            last: None,
-        })
+        Ok((file, caches, any_sieves == 1))
     }
 
     /// The path this rank opened.
@@ -225,15 +260,20 @@ impl<L: RangeLock> AtomicFile<L> {
         self.comm.comm()
     }
 
-    /// Closes the file: shuts the lock service down (collective: every rank calls it) and
-    /// closes the descriptor. Dropping the file does the same but can only log failures.
+    /// Closes the file: shuts the lock service down and frees the communicator (collective:
+    /// every rank calls it at the same point), and closes the descriptor.
+    ///
+    /// Dropping the file instead, as an early return on an error does, releases any range
+    /// this rank holds and closes the descriptor, but skips the collective teardown, since
+    /// the other ranks may never reach it: see the type's documentation.
     ///
     /// # Errors
     /// MPI errors from the lock service's shutdown.
     pub fn close(self) -> Result<()> {
         let AtomicFile { lock, comm, .. } = self;
-        drop(lock);
-        comm.free()
+        let closed = lock.close();
+        let freed = comm.free();
+        closed.and(freed)
     }
 }
 
@@ -370,6 +410,10 @@ impl<L: RangeLock> ParallelFile for AtomicFile<L> {
             source,
         })?;
         self.caches.after_sync(&self.file)
+    }
+
+    fn close(self: Box<Self>) -> Result<()> {
+        AtomicFile::close(*self)
     }
 }
 

@@ -98,6 +98,13 @@ pub trait ParallelFile {
     /// I/O or MPI errors.
     fn sync(&mut self) -> Result<()>;
 
+    /// Closes the file (collective: every rank calls it at the same point). Dropping it
+    /// instead skips the collective teardown; see [`AtomicFile`], "Errors and teardown".
+    ///
+    /// # Errors
+    /// MPI errors.
+    fn close(self: Box<Self>) -> Result<()>;
+
     /// What the last noncontiguous access did (sieved or piece by piece, I/O calls, bytes),
     /// for backends that do their own sieving; `None` for the others.
     fn last_noncontig(&self) -> Option<&sieve::Stats> {

@@ -20,7 +20,7 @@
 
 use std::path::Path;
 
-use crate::collective::agree_on_flag;
+use crate::collective::{agree_on_flag, agree_result, free_after};
 use crate::error::{Error, Result};
 use crate::io::ParallelFile;
 use crate::pieces::Pieces;
@@ -106,7 +106,8 @@ enum View {
 ///
 /// It owns a private duplicate of the communicator it was opened on (for its agreement
 /// checks) and closes the file before freeing it. Closing is collective: every rank calls
-/// [`MpiIoFile::close`] or drops the file at the same point, before MPI is finalized.
+/// [`MpiIoFile::close`] at the same point, before MPI is finalized; dropping the file instead
+/// skips the collective calls (see [`AtomicFile`](super::AtomicFile), "Errors and teardown").
 #[derive(Debug)]
 pub struct MpiIoFile {
     // Field order is drop order: the file is closed before its communicator is freed.
@@ -141,9 +142,15 @@ impl MpiIoFile {
         hints: &[(&str, &str)],
     ) -> Result<Self> {
         let owned = OwnedComm::duplicate(comm)?;
-        let file = MpiFile::open(owned.comm(), path, mode, hints)?;
-        let atomic = file.atomicity()?;
-        let implementation = MpiIoImpl::detect(&file.info()?);
+        let opened = MpiFile::open(owned.comm(), path, mode, hints).and_then(|file| {
+            let atomic = file.atomicity()?;
+            let implementation = MpiIoImpl::detect(&file.info()?);
+            Ok((file, atomic, implementation))
+        });
+        let (file, atomic, implementation) = match agree_result(owned.comm(), "open", opened) {
+            Ok(opened) => opened,
+            Err(e) => return Err(free_after(owned, e)),
+        };
         tracing::debug!(
             "opened {} with MPI-IO implementation {implementation}",
             path.display()
@@ -369,18 +376,33 @@ impl ParallelFile for MpiIoFile {
     fn sync(&mut self) -> Result<()> {
         self.file.sync()
     }
+
+    fn close(self: Box<Self>) -> Result<()> {
+        MpiIoFile::close(*self)
+    }
 }
 
 /// An error if MPI reports fewer bytes written than asked.
+///
+/// Open MPI's ompio reports a write that the file system refused for want of space (`ENOSPC`)
+/// as a success that wrote fewer bytes: when the file system has no space left, the error says
+/// so, as a POSIX write would.
 fn short_write(path: &str, put: usize, wanted: usize) -> Result<()> {
     if put < wanted {
+        let full = crate::host::available_space(Path::new(path)) == Some(0);
+        let why = if full {
+            ": No space left on device (ENOSPC)"
+        } else {
+            ""
+        };
+        let source = std::io::Error::new(
+            std::io::ErrorKind::WriteZero,
+            format!("MPI wrote {put} of {wanted} bytes{why}"),
+        );
         return Err(Error::Io {
             op: "MPI_File_write_at",
             path: path.to_string(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::WriteZero,
-                format!("MPI wrote {put} of {wanted} bytes"),
-            ),
+            source,
         });
     }
     Ok(())

@@ -78,6 +78,21 @@ pub trait RangeLock {
         None
     }
 
+    /// Releases what this handle holds and tears it down. For the lock service this is
+    /// collective: every rank of its communicator calls it at the same point (dropping the
+    /// handle instead only releases, see [`LockClient`](crate::protocol::LockClient)). For
+    /// the others it is local, like dropping.
+    ///
+    /// # Errors
+    /// Release and teardown errors (MPI errors for the lock service).
+    fn close(self) -> Result<()>
+    where
+        Self: Sized,
+    {
+        drop(self);
+        Ok(())
+    }
+
     /// Lock `range` and return a guard that releases it.
     ///
     /// # Errors

@@ -21,8 +21,10 @@ impl LockClient<RmaTransport> {
     /// say) can coexist; each has its own window and private communicator.
     ///
     /// `comm` may be any intra-communicator the caller has, including one handed over from C
-    /// ([`crate::sys::BorrowedComm`]); MPI must have been initialised by someone, and the
-    /// service must be shut down before it is finalized.
+    /// ([`crate::sys::BorrowedComm`]); MPI must have been initialised by someone, and every
+    /// rank must shut the service down ([`LockClient::shutdown`] or [`RangeLock::close`],
+    /// collective) before it is finalized. Dropping it instead releases what this rank holds
+    /// but skips the collective teardown: see [`crate::sys`], "Lifetime rules".
     ///
     /// # Errors
     /// [`crate::Error::InvalidArgument`] if `home` is not a rank of `comm`; MPI errors.
@@ -60,5 +62,16 @@ impl<T: Transport> RangeLock for LockClient<T> {
 
     fn arrival_ticket(&self) -> Option<u64> {
         self.last_ticket()
+    }
+
+    fn close(self) -> Result<()> {
+        let drained = self.shutdown()?;
+        if drained.leftover > 0 {
+            return Err(crate::Error::Poisoned(format!(
+                "{} wake-up messages were unaccounted for at shutdown",
+                drained.leftover
+            )));
+        }
+        Ok(())
     }
 }

@@ -74,8 +74,11 @@ pub enum WakePolicy {
 /// One rank's handle on a byte-range lock service: the protocol of `docs/protocol.md` run over
 /// a [`Transport`]. Implements [`RangeLock`](crate::lock::RangeLock).
 ///
-/// Creating and shutting down the transport are collective; so is [`LockClient::shutdown`]
-/// (and dropping a client, which shuts it down).
+/// Creating and shutting down the transport are collective; so is [`LockClient::shutdown`],
+/// which every rank must call at the same point. Dropping a client instead (an early return
+/// on an error) releases what it holds, which involves no other rank, so that no peer waits
+/// for the range, and leaves the transport without its collective teardown (for the MPI
+/// transport, see [`crate::sys`], "Lifetime rules").
 #[derive(Debug)]
 pub struct LockClient<T: Transport> {
     transport: T,
@@ -441,9 +444,13 @@ impl<T: Transport> LockClient<T> {
 }
 
 impl<T: Transport> Drop for LockClient<T> {
+    /// Releases what is held; never the collective teardown (see [`LockClient`]).
     fn drop(&mut self) {
-        if let Err(e) = self.shutdown_inner() {
-            tracing::error!(error = %e, "shutting down the lock service on drop failed");
+        if self.shut_down || self.held.is_none() || self.broken.is_some() {
+            return;
+        }
+        if let Err(e) = self.release() {
+            tracing::error!(error = %e, "releasing a byte range on drop failed");
         }
     }
 }

@@ -9,7 +9,7 @@ use mpi::ffi;
 use mpi::raw::{AsRaw, FromRaw};
 use mpi::topology::{AsCommunicator, Communicator, Rank, SimpleCommunicator};
 
-use super::{check, errors_return, free_on_drop, is_finalized};
+use super::{check, errors_return, free_or_abandon, is_finalized};
 use crate::error::{Error, Result};
 
 /// A private duplicate of a communicator, with `MPI_ERRORS_RETURN` as its error handler.
@@ -19,8 +19,10 @@ use crate::error::{Error, Result};
 /// point-to-point and collective operations through [`OwnedComm::comm`] (or
 /// [`AsCommunicator`]).
 ///
-/// It is freed by [`OwnedComm::free`] or on drop, which must happen before MPI is finalized
-/// and after every [`Window`](super::Window) created on it is freed. Neither `Send` nor
+/// It is freed by [`OwnedComm::free`] (collective), which every rank must call before MPI is
+/// finalized and after every [`Window`](super::Window) created on it is freed. Dropping it
+/// instead does not free it (unless it has one rank) and records it in
+/// [`abandoned`](super::abandoned); see the module's lifetime rules. Neither `Send` nor
 /// `Sync`: MPI runs with `MPI_THREAD_FUNNELED`.
 pub struct OwnedComm {
     /// rsmpi's wrapper. Never dropped by rsmpi: its drop would call `MPI_Comm_free` and
@@ -135,7 +137,8 @@ impl std::fmt::Debug for OwnedComm {
 impl Drop for OwnedComm {
     fn drop(&mut self) {
         if !self.freed {
-            free_on_drop(&"a communicator", || self.release());
+            let size = self.size;
+            free_or_abandon(&"a communicator", size, || self.release());
         }
     }
 }

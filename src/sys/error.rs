@@ -17,11 +17,35 @@ pub(crate) fn check(call: &'static str, code: c_int) -> Result<()> {
     if code == ffi::MPI_SUCCESS as c_int {
         return Ok(());
     }
+    let mut message = error_string(code);
+    if let Some(errno) = errno_of_class(error_class(code)) {
+        if !message.contains(errno) {
+            message = format!("{message} ({errno})");
+        }
+    }
     Err(Error::Mpi {
         call,
         code,
-        message: error_string(code),
+        message,
     })
+}
+
+/// The `errno` name matching an MPI-IO error class, so that a full disk reads the same
+/// (`ENOSPC`) whichever layer hit it.
+///
+/// MPI 3.1 §13.7.6, I/O error classes.
+fn errno_of_class(class: c_int) -> Option<&'static str> {
+    [
+        (ffi::MPI_ERR_NO_SPACE, "ENOSPC"),
+        (ffi::MPI_ERR_QUOTA, "EDQUOT"),
+        (ffi::MPI_ERR_NO_SUCH_FILE, "ENOENT"),
+        (ffi::MPI_ERR_ACCESS, "EACCES"),
+        (ffi::MPI_ERR_READ_ONLY, "EROFS"),
+        (ffi::MPI_ERR_FILE_EXISTS, "EEXIST"),
+    ]
+    .into_iter()
+    .find(|&(c, _)| c as c_int == class)
+    .map(|(_, name)| name)
 }
 
 /// The error class of an MPI error code (e.g. `MPI_ERR_NO_SUCH_FILE` for one of ROMIO's

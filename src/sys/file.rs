@@ -17,7 +17,7 @@ use mpi::topology::Communicator;
 
 use super::datatype::{byte_type, Datatype};
 use super::error::{error_class, error_string};
-use super::{check, errors_return, free_on_drop};
+use super::{check, errors_return, free_on_drop, free_or_abandon};
 use crate::error::{Error, Result};
 use crate::pieces::Pieces;
 
@@ -54,12 +54,15 @@ impl OpenMode {
 /// plain file offsets until [`MpiFile::set_view_pieces`] installs a noncontiguous view, and
 /// again after [`MpiFile::reset_view`].
 ///
-/// Closing is collective: every rank must call [`MpiFile::close`] (or drop the file) at the
-/// same point of the program, before the communicator it was opened on is freed and before MPI
-/// is finalized. Neither `Send` nor `Sync`: MPI runs with `MPI_THREAD_FUNNELED`.
+/// Closing is collective: every rank must call [`MpiFile::close`] at the same point of the
+/// program, before the communicator it was opened on is freed and before MPI is finalized.
+/// Dropping the file instead does not close it (the other ranks may never reach the call) and
+/// records it in [`abandoned`](super::abandoned); see the module's lifetime rules. Neither `Send` nor `Sync`: MPI runs with `MPI_THREAD_FUNNELED`.
 pub struct MpiFile {
     raw: ffi::MPI_File,
     path: PathBuf,
+    /// Size of the communicator the file was opened on.
+    ranks: i32,
     closed: bool,
     _not_send: PhantomData<*const ()>,
 }
@@ -111,6 +114,7 @@ impl MpiFile {
         let mut file = MpiFile {
             raw,
             path: path.to_path_buf(),
+            ranks: comm.size(),
             closed: false,
             _not_send: PhantomData,
         };
@@ -375,7 +379,8 @@ impl Drop for MpiFile {
     fn drop(&mut self) {
         if !self.closed {
             let what = format!("MPI file {}", self.path.display());
-            free_on_drop(&what, || self.release());
+            let ranks = self.ranks;
+            free_or_abandon(&what, ranks, || self.release());
         }
     }
 }

@@ -5,7 +5,7 @@
 //! nothing else in the crate touches `mpi::ffi`:
 //!
 //! * `check` (crate-internal): MPI return codes to [`Error::Mpi`](crate::Error::Mpi);
-//! * [`library_version`], [`standard_version`], [`is_finalized`], [`abort`];
+//! * [`library_version`], [`library_name`], [`standard_version`], [`is_finalized`], [`abort`];
 //! * [`refresh_size`]: a file's size fresh from a network file system's server;
 //! * [`OwnedComm`]: a duplicated communicator that returns errors instead of aborting;
 //! * [`Window`]: a window of `u64` words with bounds-checked passive-target epochs
@@ -16,10 +16,14 @@
 //!
 //! # Lifetime rules
 //!
-//! Every object here must be freed (explicitly or by `Drop`) before MPI is finalized, that is
-//! before the [`Runtime`](crate::runtime::Runtime) (rsmpi's `Universe`) is dropped, and
-//! windows and files before the communicator they were created on. `Drop` never calls MPI after
-//! finalization: it logs an error and leaks the handle instead.
+//! Freeing a communicator, a window or an MPI file is collective. Every one must be freed
+//! explicitly (`free`, `close`), by every rank of its group at the same point of the program,
+//! before MPI is finalized (before the [`Runtime`](crate::runtime::Runtime) is dropped), and
+//! windows and files before the communicator they were created on. Dropping one instead is the
+//! error path: the drop does not enter the collective call, where the other ranks may never
+//! join it, but leaves the handle to MPI and records it in [`abandoned`] (a group of one rank
+//! is freed: no other rank is involved). Freeing the local objects (datatypes, info objects)
+//! is local, and their `Drop` frees them. No `Drop` calls MPI after finalization.
 //!
 //! # Threads
 //!
@@ -65,6 +69,17 @@ pub fn library_version() -> String {
         .to_string()
 }
 
+/// The MPI library's name and version in a few words (`Open MPI v4.1.4`, `MPICH Version:
+/// 4.0.2`): the first line of [`library_version`] (MPICH's runs over many lines) up to the
+/// first comma, with runs of whitespace made single spaces.
+pub fn library_name() -> String {
+    let version = library_version();
+    let first = version.lines().next().unwrap_or_default();
+    // Open MPI's first line goes on with ", package: ..., ident: ...": keep the name.
+    let name = first.split(',').next().unwrap_or_default();
+    name.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// The version of the MPI standard the library implements, as `(version, subversion)`,
 /// e.g. `(3, 1)`. May be called before `MPI_Init`.
 ///
@@ -105,10 +120,10 @@ pub fn abort(comm: &impl Communicator, code: i32) -> ! {
     std::process::abort()
 }
 
-/// What the `Drop` of a handle we own does: frees it with `free` unless MPI is finalized
-/// already — calling MPI then is erroneous, so the handle is leaked, with an error event — and
-/// reports a failure as an error event, since a destructor cannot return it. `what` names the
-/// handle in those events ("a window").
+/// What the `Drop` of a handle whose free is local (a datatype, an info object) does: frees
+/// it with `free` unless MPI is finalized already (calling MPI then is erroneous, so the
+/// handle is leaked, with an error event), and reports a failure as an error event, since a
+/// destructor cannot return it.
 fn free_on_drop(what: &dyn std::fmt::Display, free: impl FnOnce() -> crate::Result<()>) {
     if is_finalized() {
         tracing::error!("{what} dropped after MPI_Finalize; its handle is leaked");
@@ -117,6 +132,46 @@ fn free_on_drop(what: &dyn std::fmt::Display, free: impl FnOnce() -> crate::Resu
     if let Err(e) = free() {
         tracing::error!("freeing {what} on drop: {e}");
     }
+}
+
+/// Handles dropped without their collective free ([`abandoned`]).
+static ABANDONED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// What the `Drop` of a handle whose free is collective (a communicator, a window, an MPI
+/// file) does when the handle was not freed explicitly. A drop happens on whatever path the
+/// program takes, an early return on an error included, where the other ranks may never reach
+/// the matching call: entering a collective call there could wait forever. So a drop never
+/// calls MPI, except where the call involves no other rank (a group of one rank, `ranks ==
+/// 1`): the handle is left to MPI and recorded in [`abandoned`], and the
+/// [`Runtime`](crate::runtime::Runtime), finding it there, ends the job instead of
+/// finalizing. After `MPI_Finalize` calling MPI is erroneous: the handle is leaked with an
+/// error event. `what` names the handle in events and in [`abandoned`].
+fn free_or_abandon(
+    what: &dyn std::fmt::Display,
+    ranks: i32,
+    free: impl FnOnce() -> crate::Result<()>,
+) {
+    if ranks == 1 || is_finalized() {
+        return free_on_drop(what, free);
+    }
+    tracing::debug!("{what} dropped without being freed collectively; left to MPI");
+    ABANDONED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(what.to_string());
+}
+
+/// The handles of this process whose collective free was skipped because they were dropped
+/// instead of freed (see [`OwnedComm`], [`Window`], [`MpiFile`]), oldest first: usually the
+/// trace of an error path. Non-empty means this rank may have left the others waiting in a
+/// collective call, and that MPI still holds resources some MPI libraries refuse to finalize
+/// with (MPICH's UCX device aborts in `MPI_Finalize` over leaked windows), so the
+/// [`Runtime`](crate::runtime::Runtime) ends the job rather than finalize.
+pub fn abandoned() -> Vec<String> {
+    ABANDONED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
 }
 
 /// `MPI_ERRORS_RETURN`, for communicators and windows we own.

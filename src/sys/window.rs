@@ -29,7 +29,7 @@ use mpi::collective::{CommunicatorCollectives, SystemOperation};
 use mpi::ffi;
 use mpi::topology::{Communicator, Rank};
 
-use super::{check, errors_return, free_on_drop};
+use super::{check, errors_return, free_or_abandon};
 use crate::error::{Error, Result};
 
 /// Bytes per window word; the window's displacement unit.
@@ -110,9 +110,10 @@ fn word_type() -> ffi::MPI_Datatype {
 /// [`Error::InvalidArgument`] before MPI sees it. Data moves only inside passive-target epochs
 /// ([`Window::with_lock`]).
 ///
-/// Freeing is collective: every rank must call [`Window::free`] (or drop the window) at the
-/// same point of the program, before the communicator it was created on is freed and before MPI
-/// is finalized. Neither `Send` nor `Sync`: MPI runs with `MPI_THREAD_FUNNELED`.
+/// Freeing is collective: every rank must call [`Window::free`] at the same point of the
+/// program, before the communicator it was created on is freed and before MPI is finalized.
+/// Dropping the window instead does not free it (the other ranks may never reach the call)
+/// and records it in [`abandoned`](super::abandoned); see the module's lifetime rules. Neither `Send` nor `Sync`: MPI runs with `MPI_THREAD_FUNNELED`.
 pub struct Window {
     raw: ffi::MPI_Win,
     rank: Rank,
@@ -202,8 +203,12 @@ impl Window {
         let ok_here = c_int::from(init.is_ok());
         let mut ok_everywhere: c_int = 0;
         comm.all_reduce_into(&ok_here, &mut ok_everywhere, SystemOperation::min());
-        init?;
         if ok_everywhere == 0 {
+            // Every rank knows and frees the window together; the error to report is the
+            // first one.
+            let freed = window.free();
+            init?;
+            freed?;
             return Err(Error::Mpi {
                 call: "MPI_Win_allocate",
                 code: ffi::MPI_ERR_OTHER as c_int,
@@ -366,7 +371,8 @@ impl std::fmt::Debug for Window {
 impl Drop for Window {
     fn drop(&mut self) {
         if !self.freed {
-            free_on_drop(&"a window", || self.release());
+            let ranks = i32::try_from(self.words.len()).unwrap_or(i32::MAX);
+            free_or_abandon(&"a window", ranks, || self.release());
         }
     }
 }

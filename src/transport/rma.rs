@@ -39,11 +39,14 @@ const SPIN: Duration = Duration::from_micros(20);
 const LEFTOVER_PROBE: Duration = Duration::from_millis(2);
 
 /// One rank's side of the MPI table window and wake-up channel.
+///
+/// [`Transport::shutdown`] frees the window and the communicator (collective). Dropped without
+/// it, for instance on an error path, the transport leaves both to MPI without a collective
+/// call (see [`crate::sys`], "Lifetime rules").
 #[derive(Debug)]
 pub struct RmaTransport {
-    // Field order is drop order: the window is freed before its communicator.
-    window: Window,
-    comm: OwnedComm,
+    /// The window and the communicator, until shutdown frees them.
+    live: Option<Live>,
     home: Rank,
     rank: usize,
     size: usize,
@@ -74,8 +77,7 @@ impl RmaTransport {
             "lock service created"
         );
         Ok(RmaTransport {
-            window,
-            comm,
+            live: Some(Live { window, comm }),
             home,
             rank: rank as usize,
             size,
@@ -86,6 +88,20 @@ impl RmaTransport {
     pub fn home(&self) -> Rank {
         self.home
     }
+
+    fn live(&self) -> Result<&Live> {
+        self.live
+            .as_ref()
+            .ok_or_else(|| Error::Poisoned("the lock service was shut down".into()))
+    }
+}
+
+/// What the transport frees at shutdown.
+#[derive(Debug)]
+struct Live {
+    // Field order is drop order: the window before its communicator.
+    window: Window,
+    comm: OwnedComm,
 }
 
 impl Transport for RmaTransport {
@@ -108,19 +124,21 @@ impl Transport for RmaTransport {
         let after = &mut rest[SLOT_WORDS..];
         let one = 1u64;
         let mut ticket = NO_TICKET;
-        self.window.with_lock(self.home, LockKind::Exclusive, |e| {
-            e.put(mine, slot_offset(me))?;
-            if take_ticket {
-                e.fetch_and_op(&one, &mut ticket, TICKET_WORD, Op::Sum)?;
-            }
-            if !before.is_empty() {
-                e.get(before, slot_offset(0))?;
-            }
-            if !after.is_empty() {
-                e.get(after, slot_offset(me + 1))?;
-            }
-            Ok(())
-        })?;
+        self.live()?
+            .window
+            .with_lock(self.home, LockKind::Exclusive, |e| {
+                e.put(mine, slot_offset(me))?;
+                if take_ticket {
+                    e.fetch_and_op(&one, &mut ticket, TICKET_WORD, Op::Sum)?;
+                }
+                if !before.is_empty() {
+                    e.get(before, slot_offset(0))?;
+                }
+                if !after.is_empty() {
+                    e.get(after, slot_offset(me + 1))?;
+                }
+                Ok(())
+            })?;
         Ok(ticket)
     }
 
@@ -128,7 +146,8 @@ impl Transport for RmaTransport {
         // A zero-byte standard send is delivered eagerly by every MPI we know of: it does not
         // wait for the receive to be posted.
         let empty: [u8; 0] = [];
-        self.comm
+        self.live()?
+            .comm
             .comm()
             .process_at_rank(to as Rank)
             .send_with_tag(&empty[..], WAKE_TAG);
@@ -140,7 +159,7 @@ impl Transport for RmaTransport {
         // set), and a waiter's core is often what the lock holder needs, for the file
         // system's client daemon (GlusterFS, any FUSE file system) or for another rank on an
         // oversubscribed node. Probing also drives MPI's progress, as the receive would.
-        let comm = self.comm.comm();
+        let comm = self.live()?.comm.comm();
         let started = Instant::now();
         loop {
             if comm
@@ -164,47 +183,66 @@ impl Transport for RmaTransport {
     }
 
     fn shutdown(&mut self, sent: &[u64], received: u64, drain: bool) -> Result<Drained> {
-        let comm = self.comm.comm();
-        if sent.len() != self.size {
-            return Err(Error::InvalidArgument(format!(
-                "wake-up accounting has {} entries for {} ranks",
-                sent.len(),
-                self.size
-            )));
-        }
-        // Exact accounting: after the all-to-all every rank knows how many wake-ups were sent
-        // to it in total. No rank sends after entering shutdown, so the rest are all in flight
-        // or queued, and a blocking receive of exactly that many consumes them.
-        let mut sent_to_me = vec![0u64; self.size];
-        comm.all_to_all_into(sent, &mut sent_to_me[..]);
-        let owed = sent_to_me.iter().sum::<u64>().saturating_sub(received);
-        let mut drained = 0;
-        if drain {
-            for _ in 0..owed {
-                receive_one(comm);
-            }
-            drained = owed;
-        }
-        comm.barrier();
-        // Anything still arriving now was not accounted for: count (and consume) it.
-        let mut leftover = 0;
-        let mut quiet_since = Instant::now();
-        while quiet_since.elapsed() < LEFTOVER_PROBE {
-            if comm
-                .any_process()
-                .immediate_probe_with_tag(WAKE_TAG)
-                .is_some()
-            {
-                receive_one(comm);
-                leftover += 1;
-                quiet_since = Instant::now();
-            }
-        }
-        if leftover > 0 {
-            tracing::error!(leftover, "unaccounted wake-up messages at shutdown");
-        }
-        Ok(Drained { drained, leftover })
+        let live = self
+            .live
+            .take()
+            .ok_or_else(|| Error::Poisoned("the lock service was shut down already".into()))?;
+        let drained = drain_wakeups(&live, self.size, sent, received, drain);
+        // Every rank is here (the drain ends with a barrier): free together, window first.
+        let Live { window, comm } = live;
+        let freed = window.free().and_then(|()| comm.free());
+        let drained = drained?;
+        freed.map(|()| drained)
     }
+}
+
+/// The collective drain of [`Transport::shutdown`].
+fn drain_wakeups(
+    live: &Live,
+    size: usize,
+    sent: &[u64],
+    received: u64,
+    drain: bool,
+) -> Result<Drained> {
+    let comm = live.comm.comm();
+    if sent.len() != size {
+        return Err(Error::InvalidArgument(format!(
+            "wake-up accounting has {} entries for {size} ranks",
+            sent.len(),
+        )));
+    }
+    // Exact accounting: after the all-to-all every rank knows how many wake-ups were sent
+    // to it in total. No rank sends after entering shutdown, so the rest are all in flight
+    // or queued, and a blocking receive of exactly that many consumes them.
+    let mut sent_to_me = vec![0u64; size];
+    comm.all_to_all_into(sent, &mut sent_to_me[..]);
+    let owed = sent_to_me.iter().sum::<u64>().saturating_sub(received);
+    let mut drained = 0;
+    if drain {
+        for _ in 0..owed {
+            receive_one(comm);
+        }
+        drained = owed;
+    }
+    comm.barrier();
+    // Anything still arriving now was not accounted for: count (and consume) it.
+    let mut leftover = 0;
+    let mut quiet_since = Instant::now();
+    while quiet_since.elapsed() < LEFTOVER_PROBE {
+        if comm
+            .any_process()
+            .immediate_probe_with_tag(WAKE_TAG)
+            .is_some()
+        {
+            receive_one(comm);
+            leftover += 1;
+            quiet_since = Instant::now();
+        }
+    }
+    if leftover > 0 {
+        tracing::error!(leftover, "unaccounted wake-up messages at shutdown");
+    }
+    Ok(Drained { drained, leftover })
 }
 
 fn receive_one<C: Communicator>(comm: &C) {

@@ -24,8 +24,8 @@
 //! * one job at a time per test binary (cargo runs the tests of one binary in parallel
 //!   threads, and several 8-rank jobs at once on 2 cores would only thrash).
 //!
-//! Also: [`gluster_mounts`] (the GlusterFS test volume, started on first use) and
-//! [`fresh_dir`].
+//! Also: [`gluster_mounts`] (the GlusterFS test volume, started on first use), [`full_disk`]
+//! (a full tmpfs for the failure tests) and [`fresh_dir`].
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -862,26 +862,7 @@ pub fn parse_selftest() {
 pub fn gluster_mounts() -> (PathBuf, PathBuf) {
     static MOUNTS: OnceLock<Result<(PathBuf, PathBuf), String>> = OnceLock::new();
     let mounts = MOUNTS.get_or_init(|| {
-        let script = workspace_root().join("scripts/gluster.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg("up")
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if !out.status.success() {
-            let reason = stderr
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("no message");
-            return Err(format!(
-                "the GlusterFS test volume did not start ({}): {reason}",
-                out.status
-            ));
-        }
+        let stdout = script_up("gluster.sh", "the GlusterFS test volume did not start")?;
         let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
         match lines.as_slice() {
             [.., a, b] => Ok((PathBuf::from(a.trim()), PathBuf::from(b.trim()))),
@@ -892,6 +873,46 @@ pub fn gluster_mounts() -> (PathBuf, PathBuf) {
     });
     match mounts {
         Ok(m) => m.clone(),
+        Err(reason) => panic!("{reason}"),
+    }
+}
+
+/// Runs `scripts/<script> up` and returns its stdout, or `failure` with the status and the
+/// script's last line of stderr (its reason).
+fn script_up(script: &str, failure: &str) -> Result<String, String> {
+    let path = workspace_root().join("scripts").join(script);
+    let out = Command::new("bash")
+        .arg(&path)
+        .arg("up")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", path.display()))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let reason = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no message");
+        return Err(format!("{failure} ({}): {reason}", out.status));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A full file system: a 2 MiB tmpfs with no block free, mounted and filled by
+/// `scripts/fulldisk.sh up` (idempotent). One call per test binary does the work.
+///
+/// # Panics
+/// If it cannot be made (the script needs root to mount): the test fails with the script's
+/// reason instead of being skipped.
+pub fn full_disk() -> PathBuf {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let stdout = script_up("fulldisk.sh", "no full disk for the test")?;
+        Ok(PathBuf::from(stdout.trim()))
+    });
+    match dir {
+        Ok(d) => d.clone(),
         Err(reason) => panic!("{reason}"),
     }
 }

@@ -48,11 +48,13 @@ pub struct LockCheckArgs {
     /// then block, exercising the give-up paths.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=100))]
     try_percent: u64,
-    /// Timeout of the `lock_timeout` step of --try-percent requests, in microseconds.
-    #[arg(long, default_value_t = 200)]
+    /// Timeout of the `lock_timeout` step of --try-percent requests, in microseconds (at most
+    /// an hour).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(0..=3_600_000_000))]
     timeout_us: u64,
-    /// Halfway through, keep the home rank busy outside MPI for this many milliseconds.
-    #[arg(long, default_value_t = 0)]
+    /// Halfway through, keep the home rank busy outside MPI for this many milliseconds (at
+    /// most an hour).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
     busy_home_ms: u64,
     #[command(flatten)]
     output: Json,

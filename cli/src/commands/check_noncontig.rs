@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::args::{choice, CheckFile, Json};
+use crate::args::{choice, to_usize, CheckFile, Json};
 use crate::output::exec;
 use brlock::check::files::FileBackend;
 use brlock::check::noncontig::NoncontigCheck;
@@ -30,8 +30,9 @@ pub struct NoncontigCheckArgs {
     iters: u64,
     /// Data-sieving write buffer in bytes. Small buffers make one write many windows, and so
     /// many read-modify-write cycles that can interleave with a peer's.
-    #[arg(long, value_name = "BYTES", default_value_t = 1126)]
-    sieve_buffer: usize,
+    #[arg(long, value_name = "BYTES", default_value_t = 1126,
+          value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    sieve_buffer: u64,
     /// Coherence strategy (default: chosen from the file system type).
     #[arg(long, value_parser = choice::<Coherence>())]
     coherence: Option<Coherence>,
@@ -59,7 +60,7 @@ pub fn run(rt: &Runtime, args: &NoncontigCheckArgs) -> Result<ExitCode> {
         backend: args.backend,
         ints: args.ints,
         iters: args.iters,
-        sieve_buffer: args.sieve_buffer,
+        sieve_buffer: to_usize(args.sieve_buffer),
         coherence: args.coherence,
         plain_odd: args.plain_odd,
         unsafe_unlocked_plain_writes: args.unsafe_unlocked_plain_writes,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::args::Json;
-use crate::output::{emit_json, refuse_agreed, report_error, status, write_stderr};
+use crate::output::{emit_json, report, status, write_stderr};
 use brlock::io::append::collect::Collect;
 use brlock::runtime::Runtime;
 use brlock::Result;
@@ -82,13 +82,9 @@ pub fn run(rt: &Runtime, args: &CollectArgs) -> Result<ExitCode> {
         command: args.command.clone(),
         stderr: Arc::new(write_stderr),
     };
-    let opened = match collect.open(rt.world()) {
-        Ok(opened) => opened,
-        Err(e) => return Ok(refuse_agreed(rt, &e)),
-    };
-    let outcome = opened.run(rt.world())?;
+    let outcome = collect.open(rt.world())?.run(rt.world())?;
     for e in &outcome.errors {
-        report_error(rt, e);
+        report(rt, e);
     }
     if let Some(summary) = &outcome.report {
         if let Some(line) = summary.failure_line(&args.out) {

@@ -3,7 +3,13 @@
 
 pub use brlock_testkit::*;
 
-/// A job of `ranks` ranks running the `brlock` binary built with these tests.
+/// The `brlock` binary under test: the one built with these tests, or `$BRLOCK_TEST_BINARY`
+/// (another build, to show that a test fails on it: say the commit before a fix).
+pub fn binary() -> String {
+    std::env::var("BRLOCK_TEST_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_brlock").into())
+}
+
+/// A job of `ranks` ranks running the `brlock` binary under test ([`binary`]).
 pub fn brlock(ranks: usize) -> MpiRun {
-    MpiRun::new(ranks, env!("CARGO_BIN_EXE_brlock"))
+    MpiRun::new(ranks, binary())
 }

@@ -34,7 +34,7 @@ use serde::Serialize;
 
 use crate::check::{mpi_library, requested_osc, Check, Outcome, Run};
 use crate::choice::choice;
-use crate::collective::{agree_result, path_from, split_path};
+use crate::collective::{agree_outcome, agree_result, path_from, split_path};
 use crate::error::{Error, Result};
 use crate::io::append::records::{push_line, verify, Expected, Verdict};
 #[cfg(feature = "testing")]
@@ -133,6 +133,16 @@ impl Check for AppendBench {
     type Report = AppendBenchReport;
     type Prepared = PreparedAppendBench;
 
+    /// Rank 0's share: its own records, generated before the clock starts, and every rank's,
+    /// read back (records average half of [`MAX_LINE`](crate::io::append::records::MAX_LINE)).
+    fn memory(&self, ranks: i32) -> (u128, &'static str) {
+        let bytes = {
+            let mean = (crate::io::append::records::MAX_LINE / 2 + 2) as u128;
+            u128::from(self.records) * mean * (u128::from(ranks.max(0) as u32) + 1)
+        };
+        (bytes, "--records x ranks")
+    }
+
     /// Refuses the negative control with another method than rma.
     fn validate(&self, _ranks: i32) -> Result<()> {
         if self.unsafe_no_reserve && self.method != AppendMethod::Rma {
@@ -178,15 +188,13 @@ impl Run for PreparedAppendBench {
     /// is agreed after the timed phase: every rank then fails, the failing rank with its error
     /// in the outcome (and the run's directory is removed unless kept).
     fn run<C: Communicator>(self, comm: &C) -> Result<Outcome<AppendBenchReport>> {
-        match self.write(comm) {
-            Ok(written) => written.check(comm),
-            Err(Error::PeerFailed { .. }) => Ok(Outcome::quiet(false)),
-            Err(e) => Ok(Outcome {
-                passed: false,
-                report: None,
-                errors: vec![e],
-            }),
+        let cleanup = (comm.rank() == 0 && !self.bench.keep).then(|| self.run_dir.clone());
+        let outcome = self.write(comm).and_then(|written| written.check(comm));
+        // The errors are agreed: every rank is done with the directory.
+        if outcome.is_err() {
+            remove_run(cleanup.as_ref());
         }
+        outcome
     }
 }
 
@@ -195,7 +203,7 @@ impl PreparedAppendBench {
     ///
     /// # Errors
     /// Agreed after the timed phase: a rank's write error on it (the run's directory is then
-    /// removed unless kept), [`Error::PeerFailed`] on the others; MPI errors before.
+    /// removed unless kept), [`Error::Collective`] on every rank; MPI errors before.
     fn write(self, comm: &impl Communicator) -> Result<WrittenAppendBench> {
         let args = &self.bench;
         let rank = comm.rank();
@@ -259,8 +267,7 @@ impl PreparedAppendBench {
         let counts = [batches.len() as u64, retries];
         let mut sums = [0u64; 2];
         comm.all_reduce_into(&counts[..], &mut sums[..], SystemOperation::sum());
-        let cleanup = (rank == 0 && !args.keep).then_some(&self.run_dir);
-        agree_result(comm, "append", written.and(closed)).inspect_err(|_| remove_run(cleanup))?;
+        agree_result(comm, "append", written.and(closed))?;
         Ok(WrittenAppendBench {
             prepared: self,
             seconds,
@@ -294,9 +301,9 @@ impl WrittenAppendBench {
         let cleanup = (rank == 0 && !args.keep).then_some(&this.run_dir);
         let mut verified = 1u8;
         let mut report = None;
-        if rank == 0 {
-            let expected = Expected::uniform(args.seed, size as u32, args.records);
-            let (data, files_created) = read_back(args.method, &this.run_dir, &expected)?;
+        let expected = Expected::uniform(args.seed, size as u32, args.records);
+        let back = (rank == 0).then(|| read_back(args.method, &this.run_dir, &expected));
+        if let Some((data, files_created)) = agree_outcome(comm, "read back", back)? {
             let check = verify(&data, &expected, false);
             verified = u8::from(check.ok());
             report = Some(AppendBenchReport {
@@ -356,10 +363,14 @@ fn make_run_dir(parent: &Path) -> Result<PathBuf> {
         .map_or(0, |d| d.subsec_nanos());
     let name = format!("brlock-bench-append.{}.{nanos}", std::process::id());
     let dir = parent.join(&name);
-    std::fs::create_dir_all(dir.join(FILES))
-        .map_err(|source| io_err("create directory", &dir, source))?;
     let shared = dir.join(SHARED);
-    File::create(&shared).map_err(|source| io_err("create", &shared, source))?;
+    let made = std::fs::create_dir_all(dir.join(FILES))
+        .map_err(|source| io_err("create directory", &dir, source))
+        .and_then(|()| File::create(&shared).map_err(|source| io_err("create", &shared, source)));
+    if let Err(e) = made {
+        remove_run(Some(&dir));
+        return Err(e);
+    }
     Ok(dir)
 }
 

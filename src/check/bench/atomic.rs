@@ -31,13 +31,14 @@ use mpi::collective::{CommunicatorCollectives, SystemOperation};
 use mpi::topology::Communicator;
 use serde::Serialize;
 
-use crate::check::files::{lay_out, open_backend, FileBackend, Setting, SharedFile};
+use crate::check::files::{closing, lay_out, open_backend, FileBackend, Setting, SharedFile};
 use crate::check::workload::Rng;
 use crate::check::{Check, Outcome, Run};
 use crate::choice::choice;
+use crate::collective::agree_result;
 use crate::error::Result;
 use crate::io::sieve::SievePolicy;
-use crate::io::{Coherence, OpenOptions};
+use crate::io::{Coherence, OpenOptions, ParallelFile};
 
 /// Bytes of one access.
 const ACCESS: usize = 4096;
@@ -134,63 +135,11 @@ impl Run for AtomicBench {
     /// (torn reads are reported, not failed: `check atomicity` is the check).
     fn run<C: Communicator>(self, comm: &C) -> Result<Outcome<AtomicBenchReport>> {
         let shared = SharedFile::resolve(comm, self.file.as_deref(), "atomic")?;
-        let path = shared.path_for(comm.rank(), self.alt_file.as_deref());
-        let mut options = OpenOptions {
-            coherence: self.coherence,
-            ..OpenOptions::default()
-        };
-        let atomic = self.backend != FileBackend::None;
-        if !atomic {
-            // The floor: plain positional writes. Without write sieving no rank rewrites gaps,
-            // so plain writes need no lock (see `AtomicFile::write_at`).
-            options.sieve.write = SievePolicy::Never;
-        }
-        let opened = open_backend(comm, &path, self.backend, &options, &[])?;
-        let setting = Setting::new(&shared, self.alt_file.as_deref(), &opened);
-        let mut file = opened.file;
-        lay_out(comm, file.as_mut(), &vec![0u8; REGION as usize])?;
-        if atomic {
-            file.set_atomicity(true)?;
-        }
-
-        let rank = usize::try_from(comm.rank()).unwrap_or(0);
-        let mut rng = Rng::new(self.seed, rank);
-        let slots = (REGION - ACCESS as u64) / ALIGN + 1;
-        let mut buf = vec![0u8; ACCESS];
-        let mut tally = Tally::default();
-        comm.barrier();
-        let started = Instant::now();
-        for i in 0..self.ops {
-            let offset = rng.below(slots) * ALIGN;
-            let write = match self.mix {
-                Mix::Writes => true,
-                Mix::Reads => false,
-                Mix::Mixed => rng.next_u64() & 1 == 0,
-            };
-            let t = Instant::now();
-            if write {
-                // Values 1..=255 by rank and sequence, so that overlapping writes differ.
-                let value = (((rank as u64) * 97 + i) % 255 + 1) as u8;
-                buf.fill(value);
-                file.write_at(offset, &buf)?;
-                tally.writes += 1;
-                tally.write_ns += t.elapsed().as_nanos() as u64;
-            } else {
-                file.read_at(offset, &mut buf)?;
-                tally.reads += 1;
-                tally.read_ns += t.elapsed().as_nanos() as u64;
-                if buf.chunks(ALIGN as usize).any(|half| !uniform(half)) {
-                    tally.torn += 1;
-                }
-            }
-        }
-        comm.barrier();
-        let seconds = started.elapsed().as_secs_f64();
-        if atomic {
-            file.set_atomicity(false)?;
-        }
-        drop(file);
+        let measured = self.measure(comm, &shared);
+        // Every rank is here: the errors of `measure` are agreed.
         shared.remove(comm);
+        let (setting, tally, seconds) = measured?;
+        let atomic = self.backend != FileBackend::None;
 
         let mut sums = [0u64; 5];
         comm.all_reduce_into(&tally.words()[..], &mut sums[..], SystemOperation::sum());
@@ -226,6 +175,81 @@ impl Run for AtomicBench {
                 seed: self.seed,
             },
         ))
+    }
+}
+
+impl AtomicBench {
+    /// Opens `shared`, runs the timed accesses and closes the file (collective; every error is
+    /// agreed by every rank).
+    fn measure(
+        &self,
+        comm: &impl Communicator,
+        shared: &SharedFile,
+    ) -> Result<(Setting, Tally, f64)> {
+        let path = shared.path_for(comm.rank(), self.alt_file.as_deref());
+        let mut options = OpenOptions {
+            coherence: self.coherence,
+            ..OpenOptions::default()
+        };
+        let atomic = self.backend != FileBackend::None;
+        if !atomic {
+            // The floor: plain positional writes. Without write sieving no rank rewrites gaps,
+            // so plain writes need no lock (see `AtomicFile::write_at`).
+            options.sieve.write = SievePolicy::Never;
+        }
+        let opened = open_backend(comm, &path, self.backend, &options, &[])?;
+        let setting = Setting::new(shared, self.alt_file.as_deref(), &opened);
+        let (tally, seconds) = closing(comm, opened.file, |file| {
+            lay_out(comm, file, &vec![0u8; REGION as usize])?;
+            if atomic {
+                agree_result(comm, "set atomic mode", file.set_atomicity(true))?;
+            }
+            comm.barrier();
+            let started = Instant::now();
+            let accessed = self.access(comm.rank(), file);
+            let accessed = agree_result(comm, "access the file", accessed);
+            let seconds = started.elapsed().as_secs_f64();
+            let tally = accessed?;
+            if atomic {
+                agree_result(comm, "leave atomic mode", file.set_atomicity(false))?;
+            }
+            Ok((tally, seconds))
+        })?;
+        Ok((setting, tally, seconds))
+    }
+
+    /// This rank's timed accesses (local: an error ends this rank's part only).
+    fn access(&self, rank: i32, file: &mut dyn ParallelFile) -> Result<Tally> {
+        let rank = usize::try_from(rank).unwrap_or(0);
+        let mut rng = Rng::new(self.seed, rank);
+        let slots = (REGION - ACCESS as u64) / ALIGN + 1;
+        let mut buf = vec![0u8; ACCESS];
+        let mut tally = Tally::default();
+        for i in 0..self.ops {
+            let offset = rng.below(slots) * ALIGN;
+            let write = match self.mix {
+                Mix::Writes => true,
+                Mix::Reads => false,
+                Mix::Mixed => rng.next_u64() & 1 == 0,
+            };
+            let t = Instant::now();
+            if write {
+                // Values 1..=255 by rank and sequence, so that overlapping writes differ.
+                let value = (((rank as u64) * 97 + i) % 255 + 1) as u8;
+                buf.fill(value);
+                file.write_at(offset, &buf)?;
+                tally.writes += 1;
+                tally.write_ns += t.elapsed().as_nanos() as u64;
+            } else {
+                file.read_at(offset, &mut buf)?;
+                tally.reads += 1;
+                tally.read_ns += t.elapsed().as_nanos() as u64;
+                if buf.chunks(ALIGN as usize).any(|half| !uniform(half)) {
+                    tally.torn += 1;
+                }
+            }
+        }
+        Ok(tally)
     }
 }
 

@@ -168,6 +168,15 @@ impl Check for LockBench {
     type Report = LockBenchReport;
     type Prepared = PreparedLockBench;
 
+    /// Rank 0's share: every rank's records and raw samples, gathered, and the latency lists.
+    fn memory(&self, ranks: i32) -> (u128, &'static str) {
+        let bytes = {
+            let samples = u128::from(self.iters) * (u128::from(ranks.max(0) as u32) + 1);
+            crate::check::stamp::records_memory(self.iters, ranks) + samples * 8 * 4
+        };
+        (bytes, "--iters x ranks")
+    }
+
     /// Refuses the negative control (a benchmark measures locks) and a home rank outside the
     /// job.
     fn validate(&self, ranks: i32) -> Result<()> {
@@ -252,19 +261,17 @@ impl Run for PreparedLockBench {
             args.home,
         );
         let world = checker.comm();
-        let raw = raw_epoch_pairs(world, &cfg, args.warmup, &checker)?;
-        let raw_spaced = gather_to_root(world, &raw.spaced);
-        let raw_back_to_back = gather_to_root(world, &raw.back_to_back);
-        let phase = match self.lock_file.as_mut() {
-            Some(file) => lock_phase(args.warmup, &cfg, &mut file.lock, &checker, |_| None)?,
-            None => {
-                let mut lock = RmaLock::open(world, args.home)?;
-                let mut phase =
-                    lock_phase(args.warmup, &cfg, &mut lock, &checker, |l| Some(l.stats()))?;
-                phase.leftover = lock.shutdown()?.leftover;
-                phase
+        let phases = phases(args, self.lock_file.as_mut(), world, &cfg, &checker);
+        let (raw, phase) = match phases {
+            Ok(phases) => phases,
+            Err(e) => {
+                // Agreed: every rank frees the checker's window together.
+                let _ = checker.free();
+                return Err(e);
             }
         };
+        let raw_spaced = gather_to_root(world, &raw.spaced);
+        let raw_back_to_back = gather_to_root(world, &raw.back_to_back);
         // Every rank has released its last range: close the lock files (and remove rank 0's
         // temporary directory).
         let file = self.lock_file.take().map(|f| f.path.display().to_string());
@@ -397,6 +404,30 @@ impl fmt::Display for LockBenchReport {
 }
 
 /// One rank's raw epoch pairs, in nanoseconds.
+/// The raw phase, then the lock phase (collective; every error is agreed, and the lock service
+/// is shut down on every rank whatever happened).
+fn phases(
+    args: &LockBench,
+    lock_file: Option<&mut LockFile>,
+    world: &impl Communicator,
+    cfg: &LoopConfig,
+    checker: &StampChecker,
+) -> Result<(RawPairs, Phase)> {
+    let raw = raw_epoch_pairs(world, cfg, args.warmup, checker)?;
+    let phase = match lock_file {
+        Some(file) => lock_phase(args.warmup, cfg, &mut file.lock, checker, |_| None)?,
+        None => {
+            let mut lock = RmaLock::open(world, args.home)?;
+            let phase = lock_phase(args.warmup, cfg, &mut lock, checker, |l| Some(l.stats()));
+            let drained = agree_result(world, "shut the lock service down", lock.shutdown());
+            let mut phase = phase?;
+            phase.leftover = drained?.leftover;
+            phase
+        }
+    };
+    Ok((raw, phase))
+}
+
 struct RawPairs {
     /// Spaced by the checker's epochs, as in the lock phase.
     spaced: Vec<u64>,
@@ -419,6 +450,27 @@ fn raw_epoch_pairs(
     checker: &StampChecker,
 ) -> Result<RawPairs> {
     let mut transport = RmaTransport::new(world, cfg.home)?;
+    let raw = time_raw_pairs(world, cfg, warmup, checker, &mut transport);
+    let raw = agree_result(world, "time raw epoch pairs", raw);
+    // No wake-up was sent: the teardown has nothing to drain.
+    let size = transport.size();
+    let closed = agree_result(
+        world,
+        "free the table window",
+        transport.shutdown(&vec![0; size], 0, true),
+    );
+    let raw = raw?;
+    closed.map(|_| raw)
+}
+
+/// The timed loops of [`raw_epoch_pairs`] on this rank.
+fn time_raw_pairs(
+    world: &impl Communicator,
+    cfg: &LoopConfig,
+    warmup: u64,
+    checker: &StampChecker,
+    transport: &mut RmaTransport,
+) -> Result<RawPairs> {
     let (rank, size) = (transport.rank(), transport.size());
     let mut table = vec![0u64; size * SLOT_WORDS];
     let idle = Slot::IDLE.encode();
@@ -427,11 +479,17 @@ fn raw_epoch_pairs(
         spaced: Vec::with_capacity(cfg.iters as usize),
         back_to_back: Vec::with_capacity(cfg.iters as usize),
     };
+    // The first error of this rank: after it the rank does no more epochs but still joins
+    // the barriers, so that the others are not left waiting in one.
+    let mut failed = Ok(());
     for spaced in [true, false] {
         let mut work = Workload::new(cfg.pattern, cfg.mode, rank, size, cfg.seed);
         for i in 0..warmup + cfg.iters {
             if i == warmup {
                 world.barrier();
+            }
+            if failed.is_err() {
+                continue;
             }
             let (first, count, mode) = work.next_cells();
             // What the protocol's first attempt publishes.
@@ -441,28 +499,32 @@ fn raw_epoch_pairs(
             // summed. On a virtual machine one clock read costs tens of nanoseconds, a tenth
             // of an epoch pair under `osc sm`: timing the pair as one interval would flatter
             // the raw figure.
-            let t0 = Instant::now();
-            transport.exchange(&active, true, &mut table)?;
-            let acquire = t0.elapsed();
-            if spaced {
-                checker.hold(rank as Rank, first, count, mode, cfg.hold, &mut olds)?;
-            }
-            let t1 = Instant::now();
-            transport.exchange(&idle, false, &mut table)?;
-            let ns = (acquire + t1.elapsed()).as_nanos() as u64;
-            if i >= warmup {
+            let mut pair = || -> Result<u64> {
+                let t0 = Instant::now();
+                transport.exchange(&active, true, &mut table)?;
+                let acquire = t0.elapsed();
                 if spaced {
-                    raw.spaced.push(ns);
-                } else {
-                    raw.back_to_back.push(ns);
+                    checker.hold(rank as Rank, first, count, mode, cfg.hold, &mut olds)?;
                 }
+                let t1 = Instant::now();
+                transport.exchange(&idle, false, &mut table)?;
+                Ok((acquire + t1.elapsed()).as_nanos() as u64)
+            };
+            match pair() {
+                Ok(ns) if i >= warmup => {
+                    if spaced {
+                        raw.spaced.push(ns);
+                    } else {
+                        raw.back_to_back.push(ns);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => failed = Err(e),
             }
         }
         world.barrier();
     }
-    // Dropping the transport frees its window and communicator (collective).
-    drop(transport);
-    Ok(raw)
+    failed.map(|()| raw)
 }
 
 /// The lock phase on this rank: `warmup` untimed operations, then `cfg.iters` timed ones
@@ -483,14 +545,16 @@ fn lock_phase<L: RangeLock>(
         seed: cfg.seed.wrapping_add(1),
         ..*cfg
     };
-    let mut violations = drive(&warm, lock, checker, &mut scratch)?;
+    let warmed = drive(&warm, lock, checker, &mut scratch);
+    // The agreements double as the barriers around the timed loop.
+    let mut violations = agree_result(checker.comm(), "warm up", warmed)?;
     let before = stats(lock);
     let mut records = Vec::with_capacity(cfg.iters as usize);
-    checker.comm().barrier();
     let t0 = Instant::now();
-    violations += drive(cfg, lock, checker, &mut records)?;
-    checker.comm().barrier();
+    let timed = drive(cfg, lock, checker, &mut records);
+    let timed = agree_result(checker.comm(), "acquire and release", timed);
     let seconds = t0.elapsed().as_secs_f64();
+    violations += timed?;
     let stats = match (before, stats(lock)) {
         (Some(a), Some(b)) => Some(Stats {
             acquisitions: b.acquisitions - a.acquisitions,

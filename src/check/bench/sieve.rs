@@ -28,9 +28,12 @@ use mpi::collective::{CommunicatorCollectives, SystemOperation};
 use mpi::topology::Communicator;
 use serde::Serialize;
 
-use crate::check::files::{lay_out, open_backend, settle, FileBackend, Setting, SharedFile};
+use crate::check::files::{
+    closing, lay_out, open_backend, settle, FileBackend, Setting, SharedFile,
+};
 use crate::check::{Check, Outcome, Run};
 use crate::choice::choice;
+use crate::collective::agree_result;
 use crate::error::{Error, Result};
 use crate::io::sieve::{SievePolicy, Stats};
 use crate::io::{Coherence, OpenOptions};
@@ -142,6 +145,19 @@ impl Check for SieveBench {
     type Report = SieveBenchReport;
     type Prepared = SieveBench;
 
+    /// The extent (laid out by rank 0), the written and read-back pieces, the sieve buffers.
+    fn memory(&self, _ranks: i32) -> (u128, &'static str) {
+        let bytes = {
+            let extent = u128::from(self.stride) * u128::from(self.count);
+            let payload = u128::from(self.block) * u128::from(self.count);
+            extent
+                + 2 * payload
+                + (crate::io::sieve::DEFAULT_READ_BUFFER + crate::io::sieve::DEFAULT_WRITE_BUFFER)
+                    as u128
+        };
+        (bytes, "--stride x --count")
+    }
+
     /// Refuses overlapping blocks and sizes beyond memory.
     fn validate(&self, ranks: i32) -> Result<()> {
         self.sizes(ranks).map(drop)
@@ -166,55 +182,15 @@ impl Run for SieveBench {
         let pieces = Pieces::strided(rank * self.block, self.block, self.stride, self.count)?;
 
         let shared = SharedFile::resolve(comm, self.file.as_deref(), "sieve")?;
-        let path = shared.path_for(comm.rank(), self.alt_file.as_deref());
-        let mut options = OpenOptions {
-            coherence: self.coherence,
-            ..OpenOptions::default()
-        };
-        // Reads (the read-back) stay automatic; only the writes are measured.
-        options.sieve.write = match self.method {
-            SieveMethod::Pieces => SievePolicy::Never,
-            _ => SievePolicy::Always,
-        };
-        let backend = match self.method {
-            SieveMethod::Sieve | SieveMethod::Pieces => FileBackend::Rma,
-            SieveMethod::Mpiio => FileBackend::Mpiio,
-        };
-        let hints = [("romio_ds_write", "enable")];
-        let opened = open_backend(comm, &path, backend, &options, &hints)?;
-        let setting = Setting::new(&shared, self.alt_file.as_deref(), &opened);
-        let mut file = opened.file;
-        // Rank 0 zeroes the whole extent first, so that sieve windows never read past the end.
-        lay_out(comm, file.as_mut(), &vec![0u8; extent])?;
-        file.prepare_pieces(&pieces)?;
-
-        let mut data = vec![0u8; payload];
-        let mut sum: Option<Stats> = None;
-        comm.barrier();
-        let started = Instant::now();
-        for rep in 0..self.reps {
-            fill(&mut data, rank, rep, self.block);
-            file.write_pieces(&pieces, &data)?;
-            if let Some(s) = file.last_noncontig() {
-                sum = Some(add(sum, s));
-            }
-        }
-        comm.barrier();
-        let seconds = started.elapsed().as_secs_f64();
-
-        // Read back what this rank wrote last.
-        settle(comm, file.as_mut())?;
-        let mut back = vec![0u8; payload];
-        file.read_pieces(&pieces, &mut back)?;
-        let block = usize::try_from(self.block).unwrap_or(usize::MAX);
-        let mismatched = data
-            .chunks(block)
-            .zip(back.chunks(block))
-            .filter(|(a, b)| a != b)
-            .count() as u64;
-        file.prepare_pieces(&Pieces::default())?;
-        drop(file);
+        let measured = self.measure(comm, &shared, &pieces, extent, payload);
+        // Every rank is here: the errors of `measure` are agreed.
         shared.remove(comm);
+        let Measured {
+            setting,
+            sum,
+            seconds,
+            mismatched,
+        } = measured?;
 
         let mut sums = [0u64; 5];
         let mine = sum.map_or([0; 4], |s| {
@@ -269,6 +245,89 @@ fn add(sum: Option<Stats>, s: &Stats) -> Stats {
             bytes_written: t.bytes_written + s.bytes_written,
             ..*s
         },
+    }
+}
+
+/// What one rank measured.
+struct Measured {
+    setting: Setting,
+    sum: Option<Stats>,
+    seconds: f64,
+    mismatched: u64,
+}
+
+impl SieveBench {
+    /// Opens `shared`, writes `pieces` `reps` times (timed), reads them back and closes the
+    /// file (collective; every error is agreed by every rank).
+    fn measure(
+        &self,
+        comm: &impl Communicator,
+        shared: &SharedFile,
+        pieces: &Pieces,
+        extent: usize,
+        payload: usize,
+    ) -> Result<Measured> {
+        let rank = u64::try_from(comm.rank()).unwrap_or(0);
+        let path = shared.path_for(comm.rank(), self.alt_file.as_deref());
+        let mut options = OpenOptions {
+            coherence: self.coherence,
+            ..OpenOptions::default()
+        };
+        // Reads (the read-back) stay automatic; only the writes are measured.
+        options.sieve.write = match self.method {
+            SieveMethod::Pieces => SievePolicy::Never,
+            _ => SievePolicy::Always,
+        };
+        let backend = match self.method {
+            SieveMethod::Sieve | SieveMethod::Pieces => FileBackend::Rma,
+            SieveMethod::Mpiio => FileBackend::Mpiio,
+        };
+        let hints = [("romio_ds_write", "enable")];
+        let opened = open_backend(comm, &path, backend, &options, &hints)?;
+        let setting = Setting::new(shared, self.alt_file.as_deref(), &opened);
+        closing(comm, opened.file, |file| {
+            // Rank 0 zeroes the whole extent first, so that sieve windows never read past the
+            // end.
+            lay_out(comm, file, &vec![0u8; extent])?;
+            agree_result(comm, "set the file view", file.prepare_pieces(pieces))?;
+            let mut data = vec![0u8; payload];
+            let mut sum: Option<Stats> = None;
+            comm.barrier();
+            let started = Instant::now();
+            let written = (0..self.reps).try_for_each(|rep| {
+                fill(&mut data, rank, rep, self.block);
+                file.write_pieces(pieces, &data)?;
+                if let Some(s) = file.last_noncontig() {
+                    sum = Some(add(sum, s));
+                }
+                Ok(())
+            });
+            let written = agree_result(comm, "write", written);
+            let seconds = started.elapsed().as_secs_f64();
+            written?;
+
+            // Read back what this rank wrote last.
+            settle(comm, file)?;
+            let mut back = vec![0u8; payload];
+            agree_result(comm, "read back", file.read_pieces(pieces, &mut back))?;
+            let block = usize::try_from(self.block).unwrap_or(usize::MAX);
+            let mismatched = data
+                .chunks(block)
+                .zip(back.chunks(block))
+                .filter(|(a, b)| a != b)
+                .count() as u64;
+            agree_result(
+                comm,
+                "reset the file view",
+                file.prepare_pieces(&Pieces::default()),
+            )?;
+            Ok(Measured {
+                setting,
+                sum,
+                seconds,
+                mismatched,
+            })
+        })
     }
 }
 

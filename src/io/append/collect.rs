@@ -38,7 +38,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use mpi::collective::{CommunicatorCollectives, Root, SystemOperation};
+use mpi::collective::{CommunicatorCollectives, SystemOperation};
 use mpi::topology::Communicator;
 use serde::Serialize;
 
@@ -46,7 +46,7 @@ use super::index::{line_spans, Entry};
 #[cfg(feature = "testing")]
 use super::AppendFault;
 use super::{AppendFile, AppendOptions};
-use crate::collective::{split_path, Outcome};
+use crate::collective::{gather_messages, split_path, Outcome};
 use crate::error::{Error, Result};
 
 /// Where the commands' standard error goes: each call gets one whole line, with its newline,
@@ -151,17 +151,31 @@ impl CollectSummary {
         if self.failures.is_empty() {
             return None;
         }
-        let list: Vec<String> = self
-            .failures
+        // Ranks that failed alike are listed together.
+        let mut groups: Vec<(&str, Vec<String>)> = Vec::new();
+        for (rank, why) in &self.failures {
+            match groups.iter_mut().find(|(w, _)| w == why) {
+                Some((_, ranks)) => ranks.push(rank.to_string()),
+                None => groups.push((why, vec![rank.to_string()])),
+            }
+        }
+        let list: Vec<String> = groups
             .iter()
-            .map(|(r, d)| format!("rank {r} ({d})"))
+            .map(|(why, ranks)| {
+                let noun = if ranks.len() == 1 { "rank" } else { "ranks" };
+                format!("{noun} {}: {why}", ranks.join(", "))
+            })
             .collect();
+        let rest = if self.failures.len() < usize::try_from(self.ranks).unwrap_or(0) {
+            format!("the other ranks' output is complete in {}", out.display())
+        } else {
+            format!("no rank's output is complete in {}", out.display())
+        };
         Some(format!(
-            "collect: {} of {} ranks failed: {}; the other ranks' output is complete in {}",
+            "collect: {} of {} ranks failed ({}); {rest}",
             self.failures.len(),
             self.ranks,
-            list.join(", "),
-            out.display()
+            list.join("; "),
         ))
     }
 }
@@ -199,9 +213,9 @@ impl Collect {
     /// Collective: opens the shared output file (and the index) on every rank.
     ///
     /// # Errors
-    /// Agreed by every rank: the failing rank's own error, and [`Error::PeerFailed`] on the
-    /// others; [`Error::InvalidArgument`] for an empty command or the negative control without
-    /// the `testing` feature.
+    /// [`Error::Collective`] on every rank if a rank cannot open a file;
+    /// [`Error::InvalidArgument`] for an empty command or the negative control without the
+    /// `testing` feature.
     pub fn open(&self, comm: &impl Communicator) -> Result<OpenedCollect> {
         if self.command.is_empty() {
             return Err(Error::InvalidArgument("no command to run".into()));
@@ -221,11 +235,18 @@ impl Collect {
             &opts,
         )?;
         let index = match &self.index {
-            Some(p) => Some(AppendFile::open(
+            Some(p) => match AppendFile::open(
                 comm,
                 split_path(rank, p, self.alt_index.as_deref()),
                 &AppendOptions::truncating(self.truncate),
-            )?),
+            ) {
+                Ok(index) => Some(index),
+                Err(e) => {
+                    // Agreed by every rank: close the output file together.
+                    let _ = out.close();
+                    return Err(e);
+                }
+            },
             None => None,
         };
         Ok(OpenedCollect {
@@ -251,9 +272,8 @@ impl OpenedCollect {
     /// together: final appends, `fdatasync` on every rank, the ranks' outcomes gathered on
     /// rank 0.
     ///
-    /// The outcome passes on every rank if no rank failed; its errors are this rank's worth
-    /// reporting on it (its output error; on rank 0 a failure of the final sync); rank 0
-    /// gets the summary.
+    /// The outcome passes on every rank if no rank failed; rank 0 gets the summary, which
+    /// names every failed rank and why (its command's status, its output or sync error).
     ///
     /// # Errors
     /// Errors that leave the ranks out of step (MPI failures in the end phase); everything
@@ -552,7 +572,8 @@ impl Stream<'_> {
     /// Records the first error; later output is drained and dropped.
     fn fail(&mut self, e: Error) {
         if self.error.is_none() {
-            tracing::error!("{e}; this rank's further output is dropped");
+            // Reported once, in rank 0's summary line.
+            tracing::debug!("{e}; this rank's further output is dropped");
             self.error = Some(e);
         }
     }
@@ -631,87 +652,70 @@ fn end_phase(
     st: EndState,
 ) -> Result<Outcome<CollectSummary>> {
     let rank = comm.rank();
-    // Reported on this rank: its own output error; a failed final sync (collective, so every
-    // rank has an error then) only by rank 0, and only if nothing failed before.
-    let mut errors: Vec<Error> = st.local_error.into_iter().collect();
-    let mut failed_here = !errors.is_empty();
-    let mut closed = |result: Result<()>| {
-        if let Err(e) = result {
-            if !failed_here && rank == 0 {
-                errors.push(e);
-            }
-            failed_here = true;
-        }
-    };
     let out_bytes = st.out.appended();
     let out_path = st.out.path().display().to_string();
+    // Every rank closes (the closes agree on their outcome, so an error is on every rank);
+    // what this rank reports of them is its own part.
+    let mut errors: Vec<String> = st.local_error.iter().map(Error::to_string).collect();
     let mut file_end = 0;
+    let mut closed = |result: Result<()>| {
+        if let Err(e) = result {
+            if let Some(own) = e.local() {
+                errors.push(own.to_string());
+            }
+        }
+    };
     closed(st.out.close().map(|end| file_end = end));
     if let Some(index) = st.index {
         closed(index.close().map(drop));
     }
+    let why = describe(&st.status, &args.command[0], &errors);
+    let failures = gather_messages(comm, why);
 
-    let mine = [st.status[0], st.status[1], i64::from(failed_here)];
     let totals = [st.lines, out_bytes, st.batches];
     let mut sums = [0u64; 3];
     comm.all_reduce_into(&totals[..], &mut sums[..], SystemOperation::sum());
-    let root = comm.process_at_rank(0);
-    let mut failed_any = 0u8;
-    let mut summary = None;
-    if rank == 0 {
-        let mut all = vec![0i64; 3 * comm.size() as usize];
-        root.gather_into_root(&mine[..], &mut all[..]);
-        let failures: Vec<(i32, String)> = all
-            .chunks_exact(3)
-            .enumerate()
-            .filter_map(|(r, s)| describe(s, &args.command[0]).map(|d| (r as i32, d)))
-            .collect();
-        failed_any = u8::from(!failures.is_empty());
-        summary = Some(CollectSummary {
-            command: "collect",
-            ranks: comm.size(),
-            out: out_path,
-            ordered: args.ordered,
-            lines: sums[0],
-            bytes: sums[1],
-            batches: sums[2],
-            file_end,
-            seconds: st.started.elapsed().as_secs_f64(),
-            failed_ranks: failures.iter().map(|(r, _)| *r).collect(),
-            failures,
-        });
-    } else {
-        root.gather_into(&mine[..]);
-    }
-    root.broadcast_into(&mut failed_any);
+    let passed = failures.is_empty();
+    let summary = (rank == 0).then(|| CollectSummary {
+        command: "collect",
+        ranks: comm.size(),
+        out: out_path,
+        ordered: args.ordered,
+        lines: sums[0],
+        bytes: sums[1],
+        batches: sums[2],
+        file_end,
+        seconds: st.started.elapsed().as_secs_f64(),
+        failed_ranks: failures.iter().map(|(r, _)| *r).collect(),
+        failures,
+    });
     Ok(Outcome {
-        passed: failed_any == 0,
+        passed,
         report: summary,
-        errors,
+        errors: Vec::new(),
     })
 }
-
-/// Why a rank failed, from its gathered `[kind, value, io_failed]`, or `None`.
-fn describe(s: &[i64], program: &str) -> Option<String> {
-    let (kind, value, io) = (s[0], s[1], s[2] != 0);
-    let mut why = match kind {
+/// Why a rank failed, from how its command ended (`[kind, value]`) and its output errors, or
+/// `None`.
+fn describe(status: &[i64; 2], program: &str, errors: &[String]) -> Option<String> {
+    let [kind, value] = *status;
+    let command = match kind {
         OK => None,
         EXITED => Some(format!("`{program}` exited with status {value}")),
         SIGNALED => Some(format!("`{program}` killed by signal {value}")),
         NOT_STARTED if value != 0 => Some(format!(
             "`{program}` could not start: {}",
-            std::io::Error::from_raw_os_error(value as i32)
+            crate::error::describe_os_error(&std::io::Error::from_raw_os_error(value as i32))
         )),
         NOT_STARTED => Some(format!("`{program}` was not started")),
         _ => Some(format!("`{program}`: no exit status")),
     };
-    if io {
-        why = Some(match why {
-            Some(w) => format!("{w}; output error, see its message"),
-            None => "output error, see its message".into(),
-        });
-    }
-    why
+    let all: Vec<&str> = command
+        .iter()
+        .map(String::as_str)
+        .chain(errors.iter().map(String::as_str))
+        .collect();
+    (!all.is_empty()).then(|| all.join("; "))
 }
 
 fn io_err(op: &'static str, what: &str, source: std::io::Error) -> Error {

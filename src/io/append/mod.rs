@@ -48,7 +48,7 @@ use mpi::collective::{CommunicatorCollectives, Root, SystemOperation};
 use mpi::point_to_point::Source;
 use mpi::topology::{Communicator, Rank};
 
-use crate::collective::agree_result;
+use crate::collective::{agree_outcome, agree_result, free_after};
 use crate::error::{Error, Result};
 use crate::sys::{LockKind, Op, OwnedComm, Window};
 
@@ -95,7 +95,12 @@ impl AppendOptions {
 ///
 /// Collective calls ([`open`](AppendFile::open), [`append_ordered`](AppendFile::append_ordered),
 /// [`reserve_ordered`](AppendFile::reserve_ordered), [`close`](AppendFile::close)) must be made
-/// by every rank in the same order. Neither `Send` nor `Sync` (it holds an MPI window).
+/// by every rank in the same order; each agrees on its outcome, so a failure on one rank is an
+/// [`Error::Collective`] on all of them, and `close` can still follow on every rank.
+/// Independent appends fail on their rank alone: agree on such an error before the next
+/// collective call, or end the job. Dropping the file instead of closing it never enters a
+/// collective call; see [`AtomicFile`](crate::io::AtomicFile), "Errors and teardown". Neither
+/// `Send` nor `Sync` (it holds an MPI window).
 #[derive(Debug)]
 pub struct AppendFile {
     // Field order is drop order: the window before its communicator.
@@ -115,52 +120,34 @@ impl AppendFile {
     /// file through another mount. The outcome is the same on every rank.
     ///
     /// # Errors
-    /// [`Error::Io`] on a rank that cannot create or open the file, [`Error::PeerFailed`]
-    /// naming it on the others; MPI errors.
+    /// [`Error::Collective`] on every rank if a rank cannot create or open the file; MPI
+    /// errors.
     pub fn open(comm: &impl Communicator, path: &Path, opts: &AppendOptions) -> Result<Self> {
         let comm = OwnedComm::duplicate(comm)?;
+        let (file, start) = match open_on(&comm, path, opts) {
+            Ok(opened) => opened,
+            Err(e) => return Err(free_after(comm, e)),
+        };
         let rank = comm.rank();
-        let path = path.to_path_buf();
-        let home_file = if rank == HOME {
-            Some(open_home(&path, opts.truncate))
-        } else {
-            None
-        };
-        let mut start = [0u64, 1];
-        if let Some(Ok((_, len))) = &home_file {
-            start[0] = *len;
-        } else if rank == HOME {
-            start[1] = 0;
-        }
-        comm.comm()
-            .process_at_rank(HOME)
-            .broadcast_into(&mut start[..]);
-        let file = match home_file {
-            Some(r) => r.map(|(f, _)| f),
-            None if start[1] == 0 => Err(Error::PeerFailed {
-                op: "open",
-                ranks: HOME.to_string(),
-            }),
-            None => OpenOptions::new()
-                .write(true)
-                .read(true)
-                .open(&path)
-                .map_err(|source| io_err("open", &path, source)),
-        };
-        let file = agree_result(comm.comm(), "open", file)?;
         let window = Window::allocate(comm.comm(), if rank == HOME { 1 } else { 0 })?;
-        if rank == HOME {
-            let init = [start[0]];
-            window.with_lock(HOME, LockKind::Exclusive, |e| e.put(&init, POINTER))?;
+        let init = if rank == HOME {
+            let init = [start];
+            window.with_lock(HOME, LockKind::Exclusive, |e| e.put(&init, POINTER))
+        } else {
+            Ok(())
+        };
+        // The pointer is set before any rank can reserve (the agreement synchronises).
+        if let Err(e) = agree_result(comm.comm(), "open", init) {
+            // Every rank knows: free together.
+            let _ = window.free();
+            return Err(free_after(comm, e));
         }
-        // The pointer is set before any rank can reserve.
-        comm.comm().barrier();
-        tracing::debug!(path = %path.display(), start = start[0], "shared append file open");
+        tracing::debug!(path = %path.display(), start, "shared append file open");
         Ok(AppendFile {
             window,
             comm,
             file,
-            path,
+            path: path.to_path_buf(),
             #[cfg(feature = "testing")]
             fault: opts.fault,
             reserved: 0,
@@ -233,8 +220,8 @@ impl AppendFile {
     /// order, and returns this rank's offset. Ranks may pass 0. See the module documentation.
     ///
     /// # Errors
-    /// MPI errors, and [`Error::InvalidArgument`] if the file would pass 2^64 bytes, on the
-    /// last rank (which reserves the block; [`Error::PeerFailed`] naming it on the others).
+    /// MPI errors, and [`Error::Collective`] on every rank if the last rank (which reserves the
+    /// block) failed, for instance because the file would pass 2^64 bytes.
     pub fn reserve_ordered(&mut self, len: u64) -> Result<u64> {
         let comm = self.comm.comm();
         let (rank, size) = (self.comm.rank(), self.comm.size());
@@ -245,36 +232,17 @@ impl AppendFile {
             before = 0;
         }
         let last = size - 1;
-        // [start of the block, 1 if the reservation worked], decided by the last rank.
-        let mut base = [0u64, 1];
-        let mut failure = None;
-        if rank == last {
-            match before.checked_add(len).map(|total| match total {
-                0 => Ok(0),
-                t => self.fetch_add(t),
-            }) {
-                Some(Ok(b)) => base[0] = b,
-                Some(Err(e)) => failure = Some(e),
-                None => {
-                    failure = Some(Error::InvalidArgument(
-                        "the ordered block exceeds 2^64 bytes".into(),
-                    ))
-                }
-            }
-            if failure.is_some() {
-                base[1] = 0;
-            }
-        }
+        // The last rank knows the block's total and reserves it.
+        let reserved = (rank == last).then(|| match before.checked_add(len) {
+            Some(0) => Ok(0),
+            Some(total) => self.fetch_add(total),
+            None => Err(Error::InvalidArgument(
+                "the ordered block exceeds 2^64 bytes".into(),
+            )),
+        });
+        let reserved = agree_outcome(comm, "reserving the ordered block", reserved)?;
+        let mut base = [reserved.unwrap_or(0)];
         comm.process_at_rank(last).broadcast_into(&mut base[..]);
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        if base[1] == 0 {
-            return Err(Error::PeerFailed {
-                op: "reserving the ordered block",
-                ranks: last.to_string(),
-            });
-        }
         let offset = base[0]
             .checked_add(before)
             .ok_or_else(|| Error::InvalidArgument("the ordered block exceeds 2^64 bytes".into()))?;
@@ -342,37 +310,43 @@ impl AppendFile {
     /// error on any rank, all ranks' appends are durable.
     ///
     /// # Errors
-    /// [`Error::Io`] on a rank whose sync failed, [`Error::PeerFailed`] naming it on the
-    /// others; MPI errors.
+    /// [`Error::Collective`] on every rank if a rank's sync failed; MPI errors.
     pub fn close(self) -> Result<u64> {
-        let rank = self.comm.rank();
-        let mut synced = self.sync();
-        if synced.is_ok() && rank == HOME {
-            synced = self
-                .file
-                .sync_all()
-                .map_err(|source| io_err("sync", &self.path, source));
-            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                // Best effort: some file systems refuse to sync directories.
-                if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
-                    tracing::debug!(dir = %dir.display(), error = %e, "directory sync failed");
-                }
+        let synced = agree_result(self.comm.comm(), "sync", self.sync_for_close());
+        // Every rank's appends are finished (they synced before the agreement above).
+        let end = synced.and_then(|()| {
+            let end = (self.comm.rank() == HOME).then(|| self.position());
+            let end = agree_outcome(self.comm.comm(), "close", end)?;
+            let mut end = [end.unwrap_or(0)];
+            self.comm
+                .comm()
+                .process_at_rank(HOME)
+                .broadcast_into(&mut end[..]);
+            Ok(end[0])
+        });
+        // Every rank is here, whatever happened above (each failure was agreed).
+        let AppendFile { window, comm, .. } = self;
+        let freed = window.free().and_then(|()| comm.free());
+        let end = end?;
+        freed.map(|()| end)
+    }
+
+    /// This rank's syncs of [`AppendFile::close`].
+    fn sync_for_close(&self) -> Result<()> {
+        self.sync()?;
+        if self.comm.rank() != HOME {
+            return Ok(());
+        }
+        self.file
+            .sync_all()
+            .map_err(|source| io_err("sync", &self.path, source))?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // Best effort: some file systems refuse to sync directories.
+            if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+                tracing::debug!(dir = %dir.display(), error = %e, "directory sync failed");
             }
         }
-        agree_result(self.comm.comm(), "sync", synced)?;
-        // Every rank's appends are finished (they synced before the agreement above).
-        let mut end = [0u64];
-        if rank == HOME {
-            end[0] = self.position()?;
-        }
-        self.comm
-            .comm()
-            .process_at_rank(HOME)
-            .broadcast_into(&mut end[..]);
-        let AppendFile { window, comm, .. } = self;
-        window.free()?;
-        comm.free()?;
-        Ok(end[0])
+        Ok(())
     }
 
     fn account(&mut self, offset: u64, len: u64) -> Result<()> {
@@ -384,6 +358,28 @@ impl AppendFile {
         self.reserved += len;
         Ok(())
     }
+}
+
+/// The file steps of [`AppendFile::open`]: rank 0 first (it creates the file), then the
+/// others, who find it. Returns the file and its length at open; errors are agreed.
+fn open_on(comm: &OwnedComm, path: &Path, opts: &AppendOptions) -> Result<(File, u64)> {
+    let rank = comm.rank();
+    let home = (rank == HOME).then(|| open_home(path, opts.truncate));
+    let home = agree_outcome(comm.comm(), "open", home)?;
+    let mut start = [home.as_ref().map_or(0, |(_, len)| *len)];
+    comm.comm()
+        .process_at_rank(HOME)
+        .broadcast_into(&mut start[..]);
+    let file = match home {
+        Some((file, _)) => Ok(file),
+        None => OpenOptions::new()
+            .write(true)
+            .read(true)
+            .open(path)
+            .map_err(|source| io_err("open", path, source)),
+    };
+    let file = agree_result(comm.comm(), "open", file)?;
+    Ok((file, start[0]))
 }
 
 /// Rank 0's part of opening: create (and truncate), learn the length.
