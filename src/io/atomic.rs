@@ -288,7 +288,7 @@ impl<L: RangeLock> ParallelFile for AtomicFile<L> {
         let (file, path, caches) = (&self.file, self.path.as_str(), &self.caches);
         with_lock(&mut self.lock, range, LockMode::Shared, || {
             let reader = caches.fresh_reader(file, range)?;
-            read_exact_at(reader, path, offset, buf)
+            read_exact_at(&reader, path, offset, buf)
         })
     }
 
@@ -320,7 +320,7 @@ impl<L: RangeLock> ParallelFile for AtomicFile<L> {
             let (file, path, caches) = (&self.file, self.path.as_str(), &self.caches);
             with_lock(&mut self.lock, extent, LockMode::Shared, || {
                 let reader = caches.fresh_reader(file, extent)?;
-                sieve::read_via(reader, path, pieces, buf, &cfg)
+                sieve::read_via(&reader, path, pieces, buf, &cfg)
             })?
         } else {
             sieve::read(&self.file, &self.path, pieces, buf, &cfg)?
@@ -348,8 +348,9 @@ impl<L: RangeLock> ParallelFile for AtomicFile<L> {
         let stats = if extent_lock {
             let (file, path, caches) = (&self.file, self.path.as_str(), &self.caches);
             with_lock(&mut self.lock, extent, LockMode::Exclusive, || {
+                let fresh = caches.fresh_reader(file, extent)?;
                 let io = sieve::Io {
-                    read: caches.fresh_reader(file, extent)?,
+                    read: &fresh,
                     write: file,
                 };
                 let stats = sieve::write_planned(
