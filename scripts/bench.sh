@@ -59,7 +59,7 @@
 #   BRLOCK_BENCH_ONLY=append|atomic|sieve  run only that part below (no lock matrix)
 #
 # Append part (`brlock bench append`, after the lock matrix; BRLOCK_BENCH_APPEND=0 skips it):
-# methods rma, flock, files at BRLOCK_BENCH_APPEND_RANKS (default 8) ranks with
+# methods rma-node (node writers), rma, flock, files at BRLOCK_BENCH_APPEND_RANKS (default 8) ranks with
 # BRLOCK_BENCH_APPEND_RECORDS records per rank (default 1000; --quick 200), batches of 1 KiB,
 # on local disk and on GlusterFS. On GlusterFS every method runs through two clients (odd ranks
 # through mount b), and flock also through one client: through two, its O_APPEND writes land
@@ -578,7 +578,7 @@ with_gluster() {
     fi
 }
 
-# --- append: brlock bench append (rma vs flock vs files) -----------------------------------
+# --- append: brlock bench append (rma-node, rma vs flock vs files) -----------------------------------
 if [[ "${BRLOCK_BENCH_APPEND:-1}" != 0 ]] && part_wanted append; then
     append_ranks=${BRLOCK_BENCH_APPEND_RANKS:-8}
     if ((quick)); then def_append_records=200; else def_append_records=1000; fi
@@ -626,7 +626,7 @@ print("%.3f s, %d files, verified %s" % (r["seconds"], r["files_created"], r["ve
     append_on_gluster() {
         local ga=$1 gb=$2 sub=brlock-bench-append.$$ method
         mkdir -p "$ga/$sub"
-        for method in rma flock files; do
+        for method in rma-node rma flock files; do
             run_append gluster 2 "$method" "$ga/$sub" "$gb/$sub"
         done
         run_append gluster 1 flock "$ga/$sub"
@@ -637,7 +637,7 @@ print("%.3f s, %d files, verified %s" % (r["seconds"], r["files_created"], r["ve
         case "$fs" in
             local)
                 local_dir=$(mktemp -d "$local_parent/brlock-bench-append.XXXXXX")
-                for method in rma flock files; do
+                for method in rma-node rma flock files; do
                     run_append local 1 "$method" "$local_dir"
                 done
                 rm -rf "$local_dir"

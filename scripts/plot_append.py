@@ -19,8 +19,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from plot import Svg, LogAxis, log_range, draw_axis, legend  # noqa: E402
 
-METHODS = ["rma", "flock", "files"]
-COLORS = {"rma": "#1f77b4", "flock": "#d62728", "files": "#7f7f7f"}
+METHODS = ["rma-node", "rma", "flock", "files"]
+COLORS = {"rma-node": "#17becf", "rma": "#1f77b4", "flock": "#d62728", "files": "#7f7f7f"}
 
 
 def read(folder):
@@ -51,23 +51,25 @@ def fmt_s(v):
 
 def write_md(rows, path):
     out = ["# bench append", "",
-           "| fs | clients | method | ranks | records | seconds | records/s | files created | verified |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "| fs | clients | method | ranks | records | seconds | records/s | write calls | files created | verified |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(f"| {r.get('fs', '?')} | {r.get('clients', 1)} | {r['method']} | {r['ranks']} | "
                    f"{r['records']} | {fmt_s(r['seconds'])} | {r['records_per_s']:.0f} | "
+                   f"{r.get('write_calls', '-')} | "
                    f"{r['files_created']} | {'yes' if r['verified'] else '**NO**'} |")
-    out += ["", "## rma's speedup", "",
-            "| fs | clients | ranks | over flock | over files |", "|---|---|---|---|---|"]
+    out += ["", "## Speedups of rma and rma-node (the node writers)", "",
+            "| fs | clients | ranks | method | over flock | over files |", "|---|---|---|---|---|---|"]
     groups = {}
     for r in rows:
         groups.setdefault(group_key(r), {})[r["method"]] = r
     for (fs, clients, ranks), by in groups.items():
-        if "rma" not in by:
-            continue
-        cell = [f"{by[m]['seconds'] / by['rma']['seconds']:.1f}x" if m in by else "-"
-                for m in ("flock", "files")]
-        out.append(f"| {fs} | {clients} | {ranks} | {cell[0]} | {cell[1]} |")
+        for fast in ("rma", "rma-node"):
+            if fast not in by:
+                continue
+            cell = [f"{by[m]['seconds'] / by[fast]['seconds']:.1f}x" if m in by else "-"
+                    for m in ("flock", "files")]
+            out.append(f"| {fs} | {clients} | {ranks} | {fast} | {cell[0]} | {cell[1]} |")
     with open(path, "w", encoding="utf-8") as fh:
         fh.write("\n".join(out) + "\n")
 
@@ -79,7 +81,7 @@ def chart(rows, path):
     keys = list(groups)
     bar_w, gap = 44, 36
     x0, top, plot_h = 80, 60, 320
-    width = max(x0 + len(keys) * (3 * bar_w + gap) + 40, 480)
+    width = max(x0 + len(keys) * (len(METHODS) * bar_w + gap) + 40, 480)
     svg = Svg(width, top + plot_h + 90)
     svg.text(x0, 24, "brlock bench append: wall time of the timed phase (lower is better)",
              size=14, weight="bold")
@@ -106,8 +108,8 @@ def chart(rows, path):
                 svg.text(bx + bar_w / 2, axis.y1 - 8, "NOT VERIFIED", size=8, anchor="middle",
                          color="#d62728", rotate=-90)
         label = f"{fs}, {ranks} ranks" + (f", {clients} clients" if clients != 1 else "")
-        svg.text(x + 1.5 * bar_w, axis.y1 + 18, label, size=11, anchor="middle")
-        x += 3 * bar_w + gap
+        svg.text(x + len(METHODS) * bar_w / 2, axis.y1 + 18, label, size=11, anchor="middle")
+        x += len(METHODS) * bar_w + gap
     entries = [("bar", COLORS[m], m) for m in METHODS]
     entries.append(("text", "#555", "label: seconds / files created; hollow bar: check failed"))
     legend(svg, x0, axis.y1 + 50, entries, x1)

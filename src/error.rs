@@ -66,6 +66,10 @@ pub enum Error {
     /// ([`Error::local`]).
     #[error("{0}")]
     Collective(CollectiveFailure),
+    /// What was asked cannot be done to the files as they are: another job is writing them,
+    /// an index belongs to another run, a path names another file than it must.
+    #[error("{0}")]
+    Refused(String),
     /// The process was started by a launcher of another MPI than the one the program was
     /// built against: the launcher started several processes, and MPI sees each as a job of
     /// its own ([`crate::runtime::Runtime::init`]).

@@ -23,6 +23,15 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(err) => return usage_error(&err),
     };
+    if let Some(result) = commands::run_local(&args.command) {
+        return match result {
+            Ok(code) => code,
+            Err(err) => {
+                output::write_stderr(format!("brlock: error: {err}\n").as_bytes());
+                ExitCode::FAILURE
+            }
+        };
+    }
     let oversubscribed = yield_when_oversubscribed();
     let singleton = runtime::detect_launcher().is_none();
     if singleton {

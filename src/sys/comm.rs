@@ -52,9 +52,49 @@ impl OwnedComm {
         // SAFETY: `raw` is live (see above); `new` is a valid out-pointer for the new handle.
         check("MPI_Comm_dup", unsafe { ffi::MPI_Comm_dup(raw, &mut new) })?;
         // SAFETY: `new` was just returned by a successful MPI_Comm_dup of an
-        // intra-communicator: it is a live, user-created intra-communicator that is neither
-        // MPI_COMM_WORLD, MPI_COMM_SELF nor the parent communicator, and no other wrapper
-        // refers to it. The wrapper is never dropped (ManuallyDrop), so rsmpi never frees it.
+        // intra-communicator.
+        unsafe { OwnedComm::adopt(new) }
+    }
+
+    /// Splits `comm` into the groups of ranks that share memory (one per node; collective
+    /// over `comm`), each ordered as in `comm`, with `MPI_ERRORS_RETURN`.
+    ///
+    /// # Errors
+    /// As [`OwnedComm::duplicate`].
+    ///
+    /// MPI 3.1 §6.4.2 `MPI_Comm_split_type` (`MPI_COMM_TYPE_SHARED`).
+    pub fn split_shared(comm: &impl Communicator) -> Result<OwnedComm> {
+        let raw = comm.as_raw();
+        // SAFETY: `raw` is a live communicator borrowed from `comm` for this call.
+        unsafe { ensure_intra(raw) }?;
+        // SAFETY: reading immutable extern statics initialised by rsmpi's C shim.
+        let (mut new, shared, info) = unsafe {
+            (
+                ffi::RSMPI_COMM_NULL,
+                ffi::RSMPI_COMM_TYPE_SHARED,
+                ffi::RSMPI_INFO_NULL,
+            )
+        };
+        // SAFETY: `raw` is live; the key 0 keeps `comm`'s order; `new` is a valid
+        // out-pointer. With MPI_COMM_TYPE_SHARED every rank gets a communicator (never
+        // MPI_COMM_NULL: no rank passes MPI_UNDEFINED).
+        check("MPI_Comm_split_type", unsafe {
+            ffi::MPI_Comm_split_type(raw, shared, 0, info, &mut new)
+        })?;
+        // SAFETY: `new` was just returned by a successful MPI_Comm_split_type of an
+        // intra-communicator, with a split type that never yields MPI_COMM_NULL.
+        unsafe { OwnedComm::adopt(new) }
+    }
+
+    /// Takes ownership of `new` and sets `MPI_ERRORS_RETURN` on it.
+    ///
+    /// # Safety
+    /// `new` is a live, user-created intra-communicator (not `MPI_COMM_WORLD`, `MPI_COMM_SELF`
+    /// or `MPI_COMM_NULL`) that nothing else refers to or will free.
+    unsafe fn adopt(new: ffi::MPI_Comm) -> Result<OwnedComm> {
+        // SAFETY: by the contract above `new` is a live, user-created intra-communicator that
+        // no other wrapper refers to. The wrapper is never dropped (ManuallyDrop), so rsmpi
+        // never frees it.
         let comm = ManuallyDrop::new(unsafe { SimpleCommunicator::from_raw(new) });
         let mut owned = OwnedComm {
             rank: comm.rank(),

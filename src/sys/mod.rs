@@ -7,6 +7,8 @@
 //! * `check` (crate-internal): MPI return codes to [`Error::Mpi`](crate::Error::Mpi);
 //! * [`library_version`], [`library_name`], [`standard_version`], [`is_finalized`], [`abort`];
 //! * [`refresh_size`]: a file's size fresh from a network file system's server;
+//! * [`catch_stop_signals`], [`supervise`], [`signal_group`]: stop signals as a flag, and
+//!   child processes that die with their rank (`brlock collect`);
 //! * [`OwnedComm`]: a duplicated communicator that returns errors instead of aborting;
 //! * [`Window`]: a window of `u64` words with bounds-checked passive-target epochs
 //!   ([`Window::with_lock`], [`Epoch`]);
@@ -36,12 +38,14 @@ mod datatype;
 mod error;
 mod file;
 mod fs;
+mod process;
 mod window;
 
 pub use comm::{BorrowedComm, OwnedComm};
 pub(crate) use error::check;
 pub use file::{MpiFile, OpenMode};
 pub use fs::refresh_size;
+pub use process::{catch_stop_signals, signal_group, supervise};
 pub use window::{Epoch, LockKind, Op, Window};
 
 use std::os::raw::{c_char, c_int};

@@ -153,7 +153,12 @@ pub struct MpiRun {
     launcher: String,
     yield_when_idle: Option<bool>,
     current_dir: Option<PathBuf>,
+    signal_after: Option<(Duration, &'static str)>,
 }
+
+/// How long, after the launcher was sent a signal ([`MpiRun::signal_after`]) and exited, the
+/// job's processes get to end on their own before the sweep kills them.
+const SIGNAL_SETTLE: Duration = Duration::from_secs(5);
 
 impl MpiRun {
     /// A job of `ranks` ranks, each running `program` (a path, or a name looked up on `PATH`).
@@ -169,7 +174,17 @@ impl MpiRun {
             launcher: default_launcher(),
             yield_when_idle: None,
             current_dir: None,
+            signal_after: None,
         }
+    }
+
+    /// Sends `signal` (`"INT"`, `"TERM"`, `"KILL"`) to the launcher alone `after` the start,
+    /// as a user's Ctrl-C or a batch system's kill would. The job's processes then get a few
+    /// seconds to end on their own; those still alive are listed in
+    /// [`RunOutput::survivors`] (and killed).
+    pub fn signal_after(mut self, after: Duration, signal: &'static str) -> Self {
+        self.signal_after = Some((after, signal));
+        self
     }
 
     /// Appends one argument of the program.
@@ -309,7 +324,18 @@ impl MpiRun {
         let deadline = started + self.timeout;
         let mut pause = Duration::from_millis(1);
         let mut timed_out = false;
+        let mut signalled = false;
         let status = loop {
+            if let Some((after, signal)) = self.signal_after {
+                if !signalled && started.elapsed() >= after {
+                    signalled = true;
+                    send_signal(signal, &[job.child.id().to_string()]);
+                    notes.push(format!(
+                        "sent SIG{signal} to the launcher after {:.1} s",
+                        started.elapsed().as_secs_f64()
+                    ));
+                }
+            }
             match job.child.try_wait() {
                 Ok(Some(status)) => break Some(status),
                 Ok(None) => {}
@@ -328,6 +354,18 @@ impl MpiRun {
         };
         let elapsed = started.elapsed();
 
+        // After a signal, the job's processes may take a moment to end by themselves.
+        let mut survivors = Vec::new();
+        if signalled {
+            let until = Instant::now() + SIGNAL_SETTLE;
+            loop {
+                survivors = processes_with_marker(&marker);
+                if survivors.is_empty() || Instant::now() >= until {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(100));
+            }
+        }
         // Whatever the outcome, no process of this job may outlive it.
         let leftovers = kill_marked(&marker);
         if !leftovers.is_empty() {
@@ -362,6 +400,7 @@ impl MpiRun {
             elapsed,
             timeout: self.timeout,
             ranks: self.ranks,
+            survivors,
         }
     }
 
@@ -406,6 +445,9 @@ pub struct RunOutput {
     pub timeout: Duration,
     /// Number of ranks launched.
     pub ranks: usize,
+    /// After [`MpiRun::signal_after`]: the job's processes (ranks and what they started)
+    /// still alive a few seconds after the launcher ended.
+    pub survivors: Vec<u32>,
 }
 
 impl RunOutput {
@@ -877,13 +919,37 @@ pub fn gluster_mounts() -> (PathBuf, PathBuf) {
     }
 }
 
+/// A file system with about `free` bytes free: a tmpfs at `/tmp/brlock-<name>` (mounted and
+/// filled by `scripts/fulldisk.sh up DIR FREE`, emptied first on every call), for tests that
+/// fill a disk in the middle of a run.
+///
+/// # Panics
+/// As [`full_disk`].
+pub fn nearly_full_disk(name: &str, free: u64) -> PathBuf {
+    let dir = format!("/tmp/brlock-{name}");
+    match script_up_with(
+        "fulldisk.sh",
+        &[&dir, &free.to_string()],
+        "no nearly full disk for the test",
+    ) {
+        Ok(out) => PathBuf::from(out.trim()),
+        Err(reason) => panic!("{reason}"),
+    }
+}
+
 /// Runs `scripts/<script> up` and returns its stdout, or `failure` with the status and the
 /// script's last line of stderr (its reason).
 fn script_up(script: &str, failure: &str) -> Result<String, String> {
+    script_up_with(script, &[], failure)
+}
+
+/// [`script_up`] with more arguments after `up`.
+fn script_up_with(script: &str, args: &[&str], failure: &str) -> Result<String, String> {
     let path = workspace_root().join("scripts").join(script);
     let out = Command::new("bash")
         .arg(&path)
         .arg("up")
+        .args(args)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run {}: {e}", path.display()))?;

@@ -50,9 +50,26 @@ pub enum Command {
     /// JSON object with --json) on rank 0.
     #[command(subcommand)]
     Bench(BenchCommand),
-    /// Run a command on every rank and append its output, line by line, to one shared file
-    /// through one-sided communication (collective; `brlock collect --out FILE -- CMD ...`).
+    /// A task farm: run many tasks on the ranks (or a command once per rank) and append their
+    /// output, line by line, to one shared file through one-sided communication, with an index
+    /// that is the job's checkpoint (collective; `brlock collect --out FILE --tasks 1-5000 --
+    /// CMD {task}`).
     Collect(collect::CollectArgs),
+    /// Print the output of a `collect` run as its index vouches for it: every task's output
+    /// once, checked (`--by-task`, `--task N`, `--failed`), or the job's state (`--status`).
+    /// Needs no MPI.
+    CollectCat(collect::CatArgs),
+}
+
+/// Runs a command that needs no MPI, or says it needs it (`None`).
+///
+/// # Errors
+/// Whatever the command reports.
+pub fn run_local(command: &Command) -> Option<Result<ExitCode>> {
+    match command {
+        Command::CollectCat(args) => Some(collect::cat(args)),
+        _ => None,
+    }
 }
 
 /// The things `brlock check` can validate.
@@ -114,5 +131,6 @@ pub fn run(rt: &Runtime, command: &Command) -> Result<ExitCode> {
         Command::Bench(BenchCommand::Atomic(args)) => bench_atomic::run(rt, args),
         Command::Bench(BenchCommand::Sieve(args)) => bench_sieve::run(rt, args),
         Command::Collect(args) => collect::run(rt, args),
+        Command::CollectCat(args) => collect::cat(args),
     }
 }

@@ -7,6 +7,10 @@
 //! * `rma`: one shared file, appended to through the shared file pointer in an MPI window
 //!   ([`crate::io::append`]): per batch one fetch-and-add and one positional write; the file
 //!   is synced (`fdatasync` on every rank) at the end, inside the timed phase.
+//! * `rma-node`: the same file and pointer, but the ranks of a node send their batches to one
+//!   writer per node (a point-to-point message each), which appends many batches with one
+//!   reservation and one write: `collect`'s write aggregation. The file system then sees few
+//!   large writes.
 //! * `flock`: the cluster recipe, implemented here as the baseline: per batch, open the
 //!   shared file with `O_APPEND`, take an exclusive `flock` (non-blocking attempts with a
 //!   random back-off of up to 1 ms between them, as the scripts do), write, close (which
@@ -36,16 +40,21 @@ use crate::check::{mpi_library, requested_osc, Check, Outcome, Run};
 use crate::choice::choice;
 use crate::collective::{agree_outcome, agree_result, path_from, split_path};
 use crate::error::{Error, Result};
+use crate::io::append::collect::writer::{Files, Unit, Writer};
+use crate::io::append::index::Stream;
 use crate::io::append::records::{push_line, verify, Expected, Verdict};
 #[cfg(feature = "testing")]
 use crate::io::append::AppendFault;
 use crate::io::append::{AppendFile, AppendOptions};
+use crate::sys::OwnedComm;
 
 choice! {
     /// How `bench append` writes.
     pub enum AppendMethod {
         /// One shared file, shared file pointer in an MPI window.
         Rma = "rma",
+        /// The same, with the batches of a node's ranks written by one writer per node.
+        RmaNode = "rma-node",
         /// One shared file, open + exclusive flock + append + close per batch.
         Flock = "flock",
         /// One file per record.
@@ -94,6 +103,9 @@ pub struct AppendBenchReport {
     pub batch_bytes: u64,
     /// Batches written by all ranks.
     pub batches: u64,
+    /// Write calls on shared storage by all ranks (one per batch, except `rma-node`, whose
+    /// node writers write many batches at once; `files`: one per record).
+    pub write_calls: u64,
     /// Bytes read back.
     pub bytes: u64,
     /// Wall time of the timed phase, barrier to barrier.
@@ -217,7 +229,7 @@ impl PreparedAppendBench {
         // The records, generated before the clock starts.
         let batches = make_batches(args, rank as u32);
         let mut appender = match args.method {
-            AppendMethod::Rma => {
+            AppendMethod::Rma | AppendMethod::RmaNode => {
                 #[allow(unused_mut)]
                 let mut opts = AppendOptions::truncating(true);
                 #[cfg(feature = "testing")]
@@ -228,11 +240,48 @@ impl PreparedAppendBench {
             }
             _ => None,
         };
+        let mut node = None;
+        if args.method == AppendMethod::RmaNode {
+            match OwnedComm::split_shared(comm) {
+                Ok(n) => node = Some(n),
+                Err(e) => {
+                    if let Some(f) = appender.take() {
+                        let _ = f.close();
+                    }
+                    return Err(e);
+                }
+            }
+        }
 
         comm.barrier();
         let started = Instant::now();
         let mut retries = 0u64;
+        let mut write_calls = batches.len() as u64;
         let written = match args.method {
+            AppendMethod::RmaNode => {
+                let (Some(out), Some(node)) = (appender.take(), node.take()) else {
+                    return Err(Error::InvalidArgument("the shared file is not open".into()));
+                };
+                let files = Files {
+                    out,
+                    err: None,
+                    index: None,
+                };
+                let mut writer =
+                    Writer::aggregating(files, node, args.batch_bytes, Duration::from_millis(50));
+                let submitted = batches.iter().try_for_each(|b| {
+                    let mut unit = Unit::new(rank as u32);
+                    unit.add(Stream::Out, 0, 1, &b.data);
+                    writer.submit(unit)?;
+                    writer.poll()
+                });
+                let finished = writer.finish();
+                let (files, node, stats) = writer.into_parts();
+                write_calls = stats.write_calls;
+                appender = Some(files.out);
+                let freed = node.map_or(Ok(()), OwnedComm::free);
+                submitted.and(finished).and(freed)
+            }
             AppendMethod::Rma => {
                 let f = appender
                     .as_mut()
@@ -264,8 +313,11 @@ impl PreparedAppendBench {
         comm.barrier();
         let seconds = started.elapsed().as_secs_f64();
 
-        let counts = [batches.len() as u64, retries];
-        let mut sums = [0u64; 2];
+        if args.method == AppendMethod::Files {
+            write_calls = batches.iter().map(|b| b.starts.len() as u64).sum();
+        }
+        let counts = [batches.len() as u64, retries, write_calls];
+        let mut sums = [0u64; 3];
         comm.all_reduce_into(&counts[..], &mut sums[..], SystemOperation::sum());
         agree_result(comm, "append", written.and(closed))?;
         Ok(WrittenAppendBench {
@@ -273,6 +325,7 @@ impl PreparedAppendBench {
             seconds,
             batches: sums[0],
             retries: sums[1],
+            write_calls: sums[2],
         })
     }
 }
@@ -284,6 +337,7 @@ struct WrittenAppendBench {
     seconds: f64,
     batches: u64,
     retries: u64,
+    write_calls: u64,
 }
 
 impl WrittenAppendBench {
@@ -314,6 +368,7 @@ impl WrittenAppendBench {
                 records_per_rank: args.records,
                 batch_bytes: args.batch_bytes,
                 batches: self.batches,
+                write_calls: self.write_calls,
                 bytes: data.len() as u64,
                 seconds,
                 records_per_s: expected.records() as f64 / seconds,
@@ -493,7 +548,9 @@ fn read_fresh(path: &Path) -> Result<Vec<u8>> {
 /// order), and the number of files it created.
 fn read_back(method: AppendMethod, dir: &Path, expected: &Expected) -> Result<(Vec<u8>, u64)> {
     match method {
-        AppendMethod::Rma | AppendMethod::Flock => Ok((read_fresh(&dir.join(SHARED))?, 1)),
+        AppendMethod::Rma | AppendMethod::RmaNode | AppendMethod::Flock => {
+            Ok((read_fresh(&dir.join(SHARED))?, 1))
+        }
         AppendMethod::Files => {
             let files = dir.join(FILES);
             let created = std::fs::read_dir(&files)
@@ -529,8 +586,8 @@ impl fmt::Display for AppendBenchReport {
         )?;
         writeln!(
             f,
-            "  {:.3} s, {:.0} records/s, {:.1} MiB/s, {} file(s) created",
-            r.seconds, r.records_per_s, r.mib_per_s, r.files_created
+            "  {:.3} s, {:.0} records/s, {:.1} MiB/s, {} write calls, {} file(s) created",
+            r.seconds, r.records_per_s, r.mib_per_s, r.write_calls, r.files_created
         )?;
         write!(
             f,

@@ -66,6 +66,9 @@ pub enum AppendFault {
     /// second epoch. Two ranks that read the same value write over each other (the classic
     /// "seek to end, write" race of appends without `O_APPEND` or a lock).
     NoReserve,
+    /// The process dies (abort) right after this many reservations, before it writes the
+    /// last one: the bytes reserved stay a hole of zeros, as when a rank is killed there.
+    DieAfterReserve(u64),
 }
 
 /// How [`AppendFile::open`] treats the file.
@@ -110,6 +113,9 @@ pub struct AppendFile {
     path: PathBuf,
     #[cfg(feature = "testing")]
     fault: Option<AppendFault>,
+    /// Reservations made (for [`AppendFault::DieAfterReserve`]).
+    #[cfg(feature = "testing")]
+    reservations: u64,
     reserved: u64,
 }
 
@@ -150,6 +156,8 @@ impl AppendFile {
             path: path.to_path_buf(),
             #[cfg(feature = "testing")]
             fault: opts.fault,
+            #[cfg(feature = "testing")]
+            reservations: 0,
             reserved: 0,
         })
     }
@@ -173,6 +181,14 @@ impl AppendFile {
     pub fn reserve(&mut self, len: u64) -> Result<u64> {
         let offset = self.fetch_add(len)?;
         self.account(offset, len)?;
+        #[cfg(feature = "testing")]
+        if let Some(AppendFault::DieAfterReserve(n)) = self.fault {
+            self.reservations += 1;
+            if self.reservations >= n {
+                tracing::error!(offset, len, "dying after a reservation, on purpose");
+                std::process::abort();
+            }
+        }
         Ok(offset)
     }
 

@@ -15,8 +15,8 @@
 //! missing, duplicated and unexpected lines (a torn or overwritten record leaves at least one
 //! unexpected line, or a missing one), checks that each rank's records appear in sequence
 //! order, and, for ordered output, that the file is exactly rank 0's records, then rank 1's,
-//! and so on. [`verify_index`] checks an index of `rank seq offset length` lines against the
-//! data.
+//! and so on. [`verify_index`] checks a `collect` index ([`super::index`]) against the data:
+//! the output its records vouch for must be exactly each rank's records, in order.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -44,6 +44,23 @@ fn state(seed: u64, rank: u32, seq: u64) -> u64 {
 pub fn line_len(seed: u64, rank: u32, seq: u64) -> usize {
     // The remainder is below MAX_LINE, which fits every usize.
     1 + (state(seed, rank, seq) % MAX_LINE as u64) as usize
+}
+
+/// How many records task `task` of a task-farm test prints: 0 to `max` (inclusive), a
+/// function of `(seed, task)`.
+pub fn task_lines(seed: u64, task: u32, max: u64) -> u64 {
+    mix(state(seed ^ 0x7a5c, task, 0)) % (max + 1)
+}
+
+/// How long task `task` of a task-farm test runs, in milliseconds: 0 to `max`.
+pub fn task_millis(seed: u64, task: u32, max: u64) -> u64 {
+    mix(state(seed ^ 0x3141, task, 1)) % (max + 1)
+}
+
+/// Whether task `task` of a task-farm test fails on purpose (about `percent` percent of the
+/// tasks).
+pub fn task_fails(seed: u64, task: u32, percent: u64) -> bool {
+    mix(state(seed ^ 0x0fa1, task, 2)) % 100 < percent
 }
 
 /// Appends record `(rank, seq)` and a newline to `out`.
@@ -83,6 +100,20 @@ pub struct Expected {
 }
 
 impl Expected {
+    /// The records of a task farm's tasks `labels` (task `L` prints records `(L, 0..n)` with
+    /// `n` from [`task_lines`]), in task order: `per_rank` is indexed by the label.
+    pub fn tasks(seed: u64, labels: impl Iterator<Item = u32>, max_lines: u64) -> Expected {
+        let mut per_rank = Vec::new();
+        for l in labels {
+            let i = l as usize;
+            if per_rank.len() <= i {
+                per_rank.resize(i + 1, 0);
+            }
+            per_rank[i] = task_lines(seed, l, max_lines);
+        }
+        Expected { seed, per_rank }
+    }
+
     /// `ranks` ranks with `records` records each.
     pub fn uniform(seed: u64, ranks: u32, records: u64) -> Expected {
         Expected {
@@ -230,57 +261,74 @@ pub fn verify(data: &[u8], expected: &Expected, ordered: bool) -> Verdict {
 /// The outcome of [`verify_index`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct IndexVerdict {
-    /// Index entries read.
+    /// Records (lines) found through the index.
     pub entries: u64,
-    /// Entries that do not parse, or whose bytes in the data are not the record they name
-    /// followed by a newline.
+    /// Lines the index points at that are not the record expected there, extents outside the
+    /// data, and attempts whose bytes or checksum do not match their done record.
     pub bad: u64,
-    /// Expected records with no entry.
+    /// Expected records the index does not lead to.
     pub missing: u64,
-    /// Records with more than one entry.
+    /// Lines beyond the expected ones.
     pub duplicated: u64,
+    /// Index records that did not check out (torn or damaged).
+    pub damaged: u64,
 }
 
 impl IndexVerdict {
-    /// Every expected record has exactly one entry, and every entry points at its record.
+    /// Every expected record is found exactly once through the index, where it belongs.
     pub fn ok(&self) -> bool {
         self.bad == 0 && self.missing == 0 && self.duplicated == 0
     }
 }
 
-/// Checks an index ([`super::index`]: `rank seq offset length` text lines, length without the
-/// newline) against `data` and `expected`.
+/// Checks a `collect` index of one task per rank (task `r` is rank `r`'s command) against
+/// `data` and `expected`: the output of each task's chosen attempt (its successful one, else
+/// its last finished one), read through its extents, must be rank `r`'s records `0..n` in
+/// order, and match the attempt's done record.
 pub fn verify_index(data: &[u8], index: &[u8], expected: &Expected) -> IndexVerdict {
-    let mut v = IndexVerdict::default();
-    let mut seen: HashMap<(u32, u64), u64> = HashMap::new();
-    for l in lines(index) {
-        v.entries += 1;
-        let Some(super::index::Entry {
-            rank,
-            seq,
-            offset,
-            len,
-        }) = super::index::Entry::parse(l)
-        else {
-            v.bad += 1;
+    let idx = super::index::Index::parse(index);
+    let mut v = IndexVerdict {
+        damaged: idx.damaged,
+        ..IndexVerdict::default()
+    };
+    for (rank, &n) in expected.per_rank.iter().enumerate() {
+        let task = rank as u64;
+        let chosen = idx.chosen(task).map(|(_, a)| a).or_else(|| {
+            idx.attempts_of(task)
+                .filter(|(_, a)| a.done.is_some())
+                .map(|(_, a)| a)
+                .last()
+        });
+        let Some(attempt) = chosen else {
+            v.missing += n;
             continue;
         };
-        let want = line(expected.seed, rank, seq);
-        let got = usize::try_from(offset).ok().and_then(|o| {
-            let end = o.checked_add(usize::try_from(len).ok()?)?;
-            Some((data.get(o..end)?, data.get(end)?))
-        });
-        if got != Some((&want[..], &b'\n')) {
-            v.bad += 1;
+        let mut bytes = Vec::new();
+        for e in attempt.output() {
+            let range = usize::try_from(e.offset)
+                .ok()
+                .and_then(|o| Some((o, o.checked_add(usize::try_from(e.len).ok()?)?)));
+            match range.and_then(|(a, b)| data.get(a..b)) {
+                Some(b) => bytes.extend_from_slice(b),
+                None => v.bad += 1,
+            }
         }
-        *seen.entry((rank, seq)).or_default() += 1;
-    }
-    for key in expected.all() {
-        match seen.get(&key) {
-            None => v.missing += 1,
-            Some(&n) if n > 1 => v.duplicated += n - 1,
-            Some(_) => {}
+        if let Some(done) = &attempt.done {
+            if done.bytes != bytes.len() as u64 || done.checksum != super::index::Fnv::of(&bytes) {
+                v.bad += 1;
+            }
         }
+        let mut seq = 0u64;
+        for l in lines(&bytes) {
+            v.entries += 1;
+            if seq >= n {
+                v.duplicated += 1;
+            } else if l != line(expected.seed, rank as u32, seq) {
+                v.bad += 1;
+            }
+            seq += 1;
+        }
+        v.missing += n.saturating_sub(seq);
     }
     v
 }
@@ -372,21 +420,51 @@ mod tests {
 
     #[test]
     fn index_checks_every_entry() {
+        use super::super::index::{Done, Extent, Fnv, Record, Status, Stream};
         let e = Expected::uniform(3, 2, 50);
         let order = in_rank_order(&e);
         let data = file(&e, &order);
+        // One attempt per rank, two extents each.
         let mut index = String::new();
-        let mut off = 0;
-        for &(r, s) in &order {
-            let n = line_len(3, r, s);
-            index.push_str(&format!("{r} {s} {off} {n}\n"));
-            off += n + 1;
+        let half = |r: u32| (0..25).map(|s| line_len(3, r, s) as u64 + 1).sum::<u64>();
+        let whole = |r: u32| (0..50).map(|s| line_len(3, r, s) as u64 + 1).sum::<u64>();
+        let mut at = 0u64;
+        for r in 0..2u32 {
+            let (h, w) = (half(r), whole(r));
+            for (offset, len) in [(at, h), (at + h, w - h)] {
+                Record::Extent(Extent {
+                    task: u64::from(r),
+                    attempt: 1,
+                    rank: r,
+                    stream: Stream::Out,
+                    offset,
+                    len,
+                })
+                .push_to(&mut index);
+            }
+            let bytes = &data[at as usize..(at + w) as usize];
+            Record::Done(Done {
+                task: u64::from(r),
+                attempt: 1,
+                rank: r,
+                host: "h".into(),
+                status: Status::Ok,
+                start_ms: 0,
+                elapsed_ms: 0,
+                lines: 50,
+                bytes: w,
+                checksum: Fnv::of(bytes),
+            })
+            .push_to(&mut index);
+            at += w;
         }
-        assert!(verify_index(&data, index.as_bytes(), &e).ok());
-        let shifted = index.replacen(" 0 ", " 1 ", 1);
+        let v = verify_index(&data, index.as_bytes(), &e);
+        assert!(v.ok(), "{v:?}");
+        assert_eq!(v.entries, 100);
+        // Negative controls: a shifted extent, a lost extent record.
+        let shifted = index.replacen(" o 0 ", " o 1 ", 1);
         assert!(!verify_index(&data, shifted.as_bytes(), &e).ok());
-        let short: String = index.lines().skip(1).map(|l| format!("{l}\n")).collect();
-        let v = verify_index(&data, short.as_bytes(), &e);
-        assert_eq!((v.missing, v.ok()), (1, false));
+        let first_line_gone: String = index.lines().skip(1).map(|l| format!("{l}\n")).collect();
+        assert!(!verify_index(&data, first_line_gone.as_bytes(), &e).ok());
     }
 }
