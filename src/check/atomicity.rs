@@ -139,7 +139,8 @@ impl Check for AtomicityCheck {
         (bytes, "--ints")
     }
 
-    /// Refuses fewer than 2 ranks.
+    /// Refuses fewer than 2 ranks, a region beyond 1 GiB, and `--grow` with `--noncontig` or
+    /// beyond its file size bound.
     fn validate(&self, ranks: i32) -> Result<()> {
         if ranks < 2 {
             return Err(Error::InvalidArgument(
@@ -160,7 +161,7 @@ impl Check for AtomicityCheck {
                 self.iters, self.ints, grown
             )));
         }
-        Layout::new(self.ints, self.noncontig).map(drop)
+        Layout::region(self.ints, self.noncontig).map(drop)
     }
 
     /// Opens nothing yet: the file is opened by every backend collectively, in the run.
@@ -409,12 +410,28 @@ struct Layout {
     access: Pieces,
 }
 
+/// The largest region the check accesses (1 GiB): rank 0 lays it out and reads it back in
+/// memory, and a noncontiguous access holds one piece per int.
+const MAX_REGION_BYTES: u64 = 1 << 30;
+
 impl Layout {
+    /// The region's bytes, if the check allows them; nothing is built.
+    fn region(ints: u64, noncontig: bool) -> Result<u64> {
+        ints.checked_mul(if noncontig { 8 } else { 4 })
+            .filter(|&bytes| bytes <= MAX_REGION_BYTES)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "{ints} ints need more than the {MAX_REGION_BYTES} bytes the check allows"
+                ))
+            })
+    }
+
     fn new(ints: u64, noncontig: bool) -> Result<Layout> {
+        let region = Layout::region(ints, noncontig)?;
         let access = if noncontig {
             Pieces::strided(0, 4, 8, ints)?
         } else {
-            Pieces::contiguous(0, ints * 4)?
+            Pieces::contiguous(0, region)?
         };
         Ok(Layout {
             ints,

@@ -141,13 +141,15 @@ impl Check for NoncontigCheck {
     /// The whole file twice (laid out, read back), one write's data and the sieve buffers.
     fn memory(&self, ranks: i32) -> (u128, &'static str) {
         let bytes = {
+            // Saturating: u32 x u64 x u64 x 4 can pass u128.
             let file = u128::from(ranks.max(0) as u32)
-                * u128::from(self.ints)
-                * u128::from(self.iters)
-                * 4;
-            2 * file
-                + u128::from(self.ints) * 4
-                + (self.sieve_buffer + crate::io::sieve::DEFAULT_READ_BUFFER) as u128
+                .saturating_mul(u128::from(self.ints))
+                .saturating_mul(u128::from(self.iters))
+                .saturating_mul(4);
+            file.saturating_mul(2)
+                .saturating_add(u128::from(self.ints) * 4)
+                .saturating_add(self.sieve_buffer as u128)
+                .saturating_add(crate::io::sieve::DEFAULT_READ_BUFFER as u128)
         };
         (bytes, "--ints x --iters x ranks")
     }
