@@ -7,6 +7,8 @@
 #   test       cargo test (every test of every workspace package, against Open MPI)
 #   loom       model checks: every interleaving of small worlds (tests/model_loom.rs)
 #   shuttle    model checks: random schedules of up to 1000 ranks (tests/model_shuttle.rs)
+#   fuzz-replay  the fuzz targets (fuzz/) without libFuzzer: their corpus, crash inputs
+#              included, then seeded random inputs (docs/fuzzing.md)
 #   mpich      the crate built against MPICH, the MPICH-compatible window tests, and the
 #              MPICH build refusing Open MPI's mpirun (the wrong launcher)
 # Stops at the first failing stage and names it. The last line on success sums the counts of
@@ -65,6 +67,7 @@ add_stage test
 if ((!quick)); then
     add_stage loom
     add_stage shuttle
+    add_stage fuzz-replay
     add_stage mpich-build
     add_stage mpich-test
     add_stage mpich-launcher
@@ -112,6 +115,10 @@ for stage in "${stages[@]}"; do
         shuttle)
             run_stage shuttle env RUSTFLAGS="--cfg shuttle" \
                 cargo test --release --target-dir target/shuttle -p brlock --test model_shuttle
+            ;;
+        fuzz-replay)
+            run_stage fuzz-replay cargo test --release --manifest-path fuzz/Cargo.toml \
+                --target-dir target/fuzz
             ;;
         mpich-build)
             run_stage mpich-build env MPICC=mpicc.mpich cargo build --target-dir target/mpich
