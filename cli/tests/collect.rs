@@ -281,12 +281,25 @@ fn a_second_job_on_a_file_being_written_is_refused() {
     let mut first = Command::new(common::binary())
         .args(["collect", "--out", &s(&out), "--tasks", "1-60", "--"])
         .arg(s(&emit_lines()))
-        .args(["--task-mode", "--max-ms", "100"])
+        .args(["--task-mode", "--max-ms", "300"])
         .env("OMPI_MCA_plm_rsh_agent", "")
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("start the first job");
-    std::thread::sleep(Duration::from_secs(2));
+    // Wait until the first job has claimed the file and recorded a task (its index grows),
+    // not a fixed time: on a loaded machine a singleton's start can take seconds.
+    let index = a.join("out.idx");
+    let started = std::time::Instant::now();
+    while std::fs::metadata(&index).map_or(true, |m| m.len() == 0) {
+        if let Some(status) = first.try_wait().expect("poll the first job") {
+            panic!("the first job ended ({status}) before it recorded a task");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the first job recorded no task in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let second = farm(
         2,
         &b.join("out"),
@@ -294,7 +307,13 @@ fn a_second_job_on_a_file_being_written_is_refused() {
         &[],
     )
     .run();
+    let overlapped = first.try_wait().expect("poll the first job").is_none();
     let status = first.wait().expect("wait for the first job");
+    assert!(
+        overlapped,
+        "the first job ended before the second did: no overlap to test\n{}",
+        second.describe()
+    );
     assert!(
         !second.success(),
         "the second job was not refused\n{}",

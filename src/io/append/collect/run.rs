@@ -788,9 +788,10 @@ impl Farm<'_> {
         }
     }
 
-    /// Records an error of this rank; it stops the job.
+    /// Records an error of this rank; it stops the job. The error reaches the user once, in
+    /// the job's agreed failure (one line from rank 0), so it is only traced here.
     fn fail(&mut self, e: Error) {
-        tracing::error!("{e}");
+        tracing::debug!("stopping the job: {e}");
         self.errors.push(e);
         self.stop_job();
     }
