@@ -46,8 +46,12 @@ fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 cargo build --release -q -p brlock-cli
 bin=$PWD/target/release/brlock
-mounts=$(scripts/gluster.sh up)
-gluster=$(echo "$mounts" | grep -v "^gluster:" | tail -n 2 | head -n 1)
+# gluster.sh up prints its summary line, then the two mount directories.
+gluster=$(scripts/gluster.sh up 2>"$out/gluster.log" | grep '^/' | head -n 1) || true
+if [[ -z "$gluster" || ! -d "$gluster" ]]; then
+    echo "$PROG: GlusterFS did not start: $(tail -n 1 "$out/gluster.log")" >&2
+    exit 1
+fi
 
 cat >"$out/machine.json" <<JSON
 {"host": "$(hostname)", "cores": $(nproc), "cpu": "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')",
