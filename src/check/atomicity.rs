@@ -154,7 +154,7 @@ impl Check for AtomicityCheck {
                 "--grow writes contiguous blocks: it does not combine with --noncontig".into(),
             ));
         }
-        let grown = u128::from(self.iters) * u128::from(self.ints) * 4;
+        let grown = (u128::from(self.iters) * u128::from(self.ints)).saturating_mul(4);
         if self.grow && grown > u128::from(MAX_GROWN_BYTES) {
             return Err(Error::InvalidArgument(format!(
                 "--grow with --iters {} x --ints {} would write {} bytes; at most {MAX_GROWN_BYTES}",

@@ -148,12 +148,15 @@ impl Check for SieveBench {
     /// The extent (laid out by rank 0), the written and read-back pieces, the sieve buffers.
     fn memory(&self, _ranks: i32) -> (u128, &'static str) {
         let bytes = {
+            // Saturating: u64 x u64 fills u128, and the sum can pass it.
             let extent = u128::from(self.stride) * u128::from(self.count);
             let payload = u128::from(self.block) * u128::from(self.count);
             extent
-                + 2 * payload
-                + (crate::io::sieve::DEFAULT_READ_BUFFER + crate::io::sieve::DEFAULT_WRITE_BUFFER)
-                    as u128
+                .saturating_add(payload.saturating_mul(2))
+                .saturating_add(
+                    (crate::io::sieve::DEFAULT_READ_BUFFER + crate::io::sieve::DEFAULT_WRITE_BUFFER)
+                        as u128,
+                )
         };
         (bytes, "--stride x --count")
     }
