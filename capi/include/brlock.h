@@ -7,6 +7,11 @@
 #include <stdint.h>
 
 /*
+ `brlock_append_open` flag: empty the file first (otherwise appends go after its content).
+ */
+#define BRLOCK_APPEND_TRUNCATE 1
+
+/*
  Shared (read) mode: compatible with other shared holders of overlapping ranges.
  */
 #define BRLOCK_SHARED 1
@@ -101,6 +106,12 @@
 #define BRLOCK_ERR_COUNT 15
 
 /*
+ A file shared by every rank of a communicator, appended to through a shared file pointer
+ in an MPI window (opaque; one per rank).
+ */
+typedef struct brlock_append_t brlock_append_t;
+
+/*
  A lock service handle of one rank (opaque): the table on one rank of a communicator,
  shared by every rank that opened it together. Holds at most one range at a time.
  */
@@ -121,6 +132,86 @@ int brlock_version(void);
  gets `BRLOCK_ERR_WRONG_MPI` from every open. Local, callable without MPI.
  */
 const char *brlock_built_for_mpi(void);
+
+/*
+ Opens `path` for shared appends on every rank of `comm` and stores the handle in `*file`.
+ **Collective**: every rank calls it (each with its own path to the same file, usually the
+ same path). Rank 0 creates the file if needed; `flags` is 0 or `BRLOCK_APPEND_TRUNCATE`.
+ The outcome is the same on every rank: if one rank fails (a missing directory, no
+ permission), every rank returns an error (that rank its own kind, the others
+ `BRLOCK_ERR_COLLECTIVE`) and no handle.
+
+ Errors: `BRLOCK_ERR_NULL`, `BRLOCK_ERR_INVALID_ARGUMENT`, `BRLOCK_ERR_IO`,
+ `BRLOCK_ERR_COLLECTIVE`, `BRLOCK_ERR_WRONG_MPI`, `BRLOCK_ERR_MPI`.
+
+ # Safety
+ `comm` is a live communicator (or `MPI_COMM_NULL`); `path` is `NULL` or NUL-terminated;
+ `file` is `NULL` or valid for a write.
+ */
+int brlock_append_open(MPI_Comm comm, const char *path, int flags, brlock_append_t **file);
+
+/*
+ [`brlock_append_open`] for Fortran: `comm` is a Fortran communicator handle (`MPI_Fint`).
+ **Collective.**
+
+ # Safety
+ As [`brlock_append_open`].
+ */
+int brlock_append_open_f(int comm, const char *path, int flags, brlock_append_t **file);
+
+/*
+ Appends the `length` bytes at `data` as one contiguous block and stores its offset in
+ `*offset` (if `offset` is not `NULL`). Local (independent of the other ranks): one atomic
+ fetch-and-add on the shared pointer, then one positional write. `length` 0 appends nothing
+ and gives the current end (`data` may then be `NULL`).
+
+ Errors: `BRLOCK_ERR_NULL`, `BRLOCK_ERR_IO` (a full disk: `brlock_last_errno` is `ENOSPC`;
+ the reserved bytes stay a hole of zeros), `BRLOCK_ERR_INVALID_ARGUMENT` (the file would
+ pass 2^64 bytes), `BRLOCK_ERR_MPI`.
+
+ # Safety
+ `file` is `NULL` or an open handle used by one thread at a time; `data` is `NULL` or valid
+ for reads of `length` bytes; `offset` is `NULL` or valid for a write.
+ */
+int brlock_append_write(brlock_append_t *file, const void *data, size_t length, uint64_t *offset);
+
+/*
+ Appends every rank's block back to back in rank order (MPI `MPI_File_write_ordered`
+ semantics) and stores this rank's offset in `*offset` (if not `NULL`). **Collective**:
+ every rank calls it, with any length (0 included).
+
+ Errors: as [`brlock_append_write`], and `BRLOCK_ERR_COLLECTIVE` when the reservation
+ failed on another rank.
+
+ # Safety
+ As [`brlock_append_write`].
+ */
+int brlock_append_ordered(brlock_append_t *file, const void *data, size_t length, uint64_t *offset);
+
+/*
+ Makes this rank's appends durable (`fdatasync`). Local.
+
+ Errors: `BRLOCK_ERR_NULL`, `BRLOCK_ERR_IO`.
+
+ # Safety
+ `file` is `NULL` or an open handle used by one thread at a time.
+ */
+int brlock_append_sync(brlock_append_t *file);
+
+/*
+ Ends appending and sets `*file` to `NULL`; stores the file's end in `*size` (if not
+ `NULL`). **Collective**: every rank syncs its writes, rank 0 also the file's metadata and
+ directory; when it returns `BRLOCK_OK` every rank's appends are durable. The handle is
+ freed also on error; `*file == NULL` does nothing.
+
+ Errors: `BRLOCK_ERR_NULL` (`file` itself), `BRLOCK_ERR_IO`, `BRLOCK_ERR_COLLECTIVE`,
+ `BRLOCK_ERR_MPI`.
+
+ # Safety
+ `file` is `NULL` or points to `NULL` or to an open handle; `size` is `NULL` or valid for a
+ write.
+ */
+int brlock_append_close(brlock_append_t **file, uint64_t *size);
 
 /*
  Opens a lock service over `comm` with its table on rank `home`, and stores the handle in

@@ -12,10 +12,13 @@
 
 use std::os::raw::c_int;
 
+pub mod append;
+mod args;
 pub mod lock;
 mod mpi;
 pub mod status;
 
+pub use append::*;
 pub use lock::*;
 pub use status::*;
 

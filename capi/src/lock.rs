@@ -7,6 +7,7 @@ use brlock::sys::BorrowedComm;
 use brlock::{ByteRange, Error, LockMode, RangeLock, RmaLock};
 use mpi::ffi::MPI_Comm;
 
+use crate::args::{hand_out, handle, put, take_back};
 use crate::status::{boundary, Failure, Outcome};
 
 /// Shared (read) mode: compatible with other shared holders of overlapping ranges.
@@ -34,27 +35,13 @@ pub(crate) fn mode_of(mode: c_int) -> Outcome<LockMode> {
     }
 }
 
-/// The handle behind `handle`.
+/// The handle behind `lock`.
 ///
 /// # Safety
-/// `handle` is `NULL` or a pointer returned by `brlock_lock_open` and not closed since, used
-/// by one thread at a time.
-unsafe fn the<'a>(handle: *mut brlock_lock_t) -> Outcome<&'a mut brlock_lock_t> {
-    // SAFETY: by the contract above, a non-NULL `handle` points to a live, unaliased handle.
-    unsafe { handle.as_mut() }.ok_or(Failure::Null("the lock handle"))
-}
-
-/// Writes `value` to the out-parameter `out`.
-///
-/// # Safety
-/// `out` is `NULL` or valid for a write of one `T`.
-pub(crate) unsafe fn put<T>(out: *mut T, what: &'static str, value: T) -> Outcome<()> {
-    if out.is_null() {
-        return Err(Failure::Null(what));
-    }
-    // SAFETY: non-NULL, and valid for a write by the contract above.
-    unsafe { out.write(value) };
-    Ok(())
+/// As [`handle`].
+unsafe fn the<'a>(lock: *mut brlock_lock_t) -> Outcome<&'a mut brlock_lock_t> {
+    // SAFETY: the caller's promise, passed on.
+    unsafe { handle(lock, "the lock handle") }
 }
 
 /// Opens the lock service over `comm` (collective) and stores the handle in `*lock`.
@@ -68,10 +55,15 @@ fn open_over(
     }
     let comm = comm?;
     let opened = RmaLock::open(comm.comm(), home)?;
-    let handle = Box::into_raw(Box::new(brlock_lock_t { lock: opened }));
     // SAFETY: `lock` is non-NULL (checked above) and, by the caller's contract, valid for a
     // write of one pointer.
-    unsafe { put(lock, "the out-parameter for the lock handle", handle) }
+    unsafe {
+        hand_out(
+            lock,
+            "the out-parameter for the lock handle",
+            brlock_lock_t { lock: opened },
+        )
+    }
 }
 
 /// Opens a lock service over `comm` with its table on rank `home`, and stores the handle in
@@ -238,14 +230,11 @@ pub unsafe extern "C" fn brlock_lock_close(lock: *mut *mut brlock_lock_t) -> c_i
         if lock.is_null() {
             return Err(Failure::Null("the pointer to the lock handle"));
         }
-        // SAFETY: `lock` is non-NULL and, by the caller's contract, valid to read and write.
-        let raw = unsafe { lock.replace(std::ptr::null_mut()) };
-        if raw.is_null() {
-            return Ok(());
+        // SAFETY: `lock` is non-NULL and, by the caller's contract, points to NULL or to an
+        // open handle, which `open_over` made with `hand_out`.
+        match unsafe { take_back(lock) } {
+            Some(handle) => Ok(handle.lock.close()?),
+            None => Ok(()),
         }
-        // SAFETY: `raw` came from Box::into_raw in `open_over` and is freed only here, once:
-        // the caller's pointer was set to NULL above.
-        let handle = unsafe { Box::from_raw(raw) };
-        Ok(handle.lock.close()?)
     })
 }
