@@ -4,6 +4,7 @@
 #define BRLOCK_H
 
 #include <mpi.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /*
