@@ -14,7 +14,7 @@ use common::{build, fields, fresh_dir, nearly_full_disk, number, MpiRun};
 
 #[test]
 fn every_error_code_is_returned_not_aborted() {
-    let exe = build("c/errors_check.c", "mpicc");
+    let exe = build("tests/c/errors_check.c", "mpicc");
     let dir = fresh_dir(&std::env::temp_dir(), "brlock-capi-errors");
     let full = nearly_full_disk("capi-full", 0);
     for ranks in [2, 3] {
@@ -34,7 +34,7 @@ fn every_error_code_is_returned_not_aborted() {
 
 #[test]
 fn the_wrong_mpi_library_is_refused_with_its_code() {
-    let exe = build("c/errors_check.c", "mpicc.mpich");
+    let exe = build("tests/c/errors_check.c", "mpicc.mpich");
     let out = MpiRun::new(2, exe)
         .launcher("mpirun.mpich")
         .arg("--wrong-mpi")

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{build, fields, number, MpiRun, OSC_COMPONENTS};
 
 fn lock_check(ranks: usize, osc: &str, args: &[&str]) -> (u64, u64) {
-    let exe = build("c/lock_check.c", "mpicc");
+    let exe = build("tests/c/lock_check.c", "mpicc");
     let out = MpiRun::new(ranks, exe)
         .osc(osc)
         .args(args.iter().copied())

@@ -30,7 +30,7 @@ fn target_and_profile() -> (PathBuf, String) {
 
 /// The prefix libbrlock is installed into for this test binary (once): `scripts/install.sh
 /// --prefix P` with the build of these tests (`--debug` unless they run in release), plus
-/// the Fortran module when `with_fortran`.
+/// the Fortran module.
 pub fn prefix() -> PathBuf {
     static PREFIX: OnceLock<PathBuf> = OnceLock::new();
     PREFIX
@@ -46,9 +46,8 @@ pub fn prefix() -> PathBuf {
             if profile != "release" {
                 cmd.arg("--debug");
             }
-            if fortran_available() {
-                cmd.arg("--fortran");
-            }
+            // The Fortran module too: Open MPI's mpifort needs gfortran (scripts/setup.sh).
+            cmd.arg("--fortran");
             let out = cmd
                 .stdin(Stdio::null())
                 .output()
@@ -63,12 +62,6 @@ pub fn prefix() -> PathBuf {
             prefix
         })
         .clone()
-}
-
-/// Whether Open MPI's Fortran wrapper can compile (it needs gfortran).
-pub fn fortran_available() -> bool {
-    // `mpifort --version` runs gfortran: the same probe as for a launcher.
-    launcher_available("mpifort")
 }
 
 /// `pkg-config --cflags --libs brlock` against the installed prefix, as words.
@@ -91,9 +84,9 @@ pub fn pkg_config() -> Vec<String> {
         .collect()
 }
 
-/// The program built from `source` (under `capi/tests/`, or `examples/` of the workspace
-/// when it starts with `examples/`) with the compiler wrapper `compiler` (`mpicc`,
-/// `mpicc.mpich`, `mpifort`) and the flags of `brlock.pc`, once per test binary.
+/// The program built from `source` (a path under `capi/`) with the compiler wrapper
+/// `compiler` (`mpicc`, `mpicc.mpich`, `mpifort`) and the flags of `brlock.pc`, once per test
+/// binary.
 ///
 /// # Panics
 /// If the compiler fails: its output is the message.
@@ -108,13 +101,7 @@ pub fn build(source: &str, compiler: &str) -> PathBuf {
     {
         return p.clone();
     }
-    let src = if source.starts_with("examples/") {
-        workspace_root().join(source)
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests")
-            .join(source)
-    };
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(source);
     let stem = Path::new(source)
         .file_stem()
         .expect("a file name")
