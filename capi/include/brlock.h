@@ -13,6 +13,11 @@
 #define BRLOCK_APPEND_TRUNCATE 1
 
 /*
+ `brlock_atomic_open` flag: rank 0 creates the file if it does not exist.
+ */
+#define BRLOCK_ATOMIC_CREATE 1
+
+/*
  Shared (read) mode: compatible with other shared holders of overlapping ranges.
  */
 #define BRLOCK_SHARED 1
@@ -111,6 +116,12 @@
  in an MPI window (opaque; one per rank).
  */
 typedef struct brlock_append_t brlock_append_t;
+
+/*
+ A file opened by every rank of a communicator, read and written with positional I/O, with
+ an MPI-IO style atomic mode on the lock service (opaque; one per rank).
+ */
+typedef struct brlock_atomic_t brlock_atomic_t;
 
 /*
  A lock service handle of one rank (opaque): the table on one rank of a communicator,
@@ -213,6 +224,130 @@ int brlock_append_sync(brlock_append_t *file);
  write.
  */
 int brlock_append_close(brlock_append_t **file, uint64_t *size);
+
+/*
+ Opens `path` on every rank of `comm` (each rank may name the same file by its own path)
+ and stores the handle in `*file`. **Collective.** `flags` is 0 or `BRLOCK_ATOMIC_CREATE`.
+ Atomic mode starts off, as in MPI-IO. The lock table is on rank 0.
+
+ Errors: `BRLOCK_ERR_NULL`, `BRLOCK_ERR_INVALID_ARGUMENT`, `BRLOCK_ERR_IO` (a missing file
+ without `BRLOCK_ATOMIC_CREATE`, on the rank that failed), `BRLOCK_ERR_COLLECTIVE` (on the
+ others), `BRLOCK_ERR_WRONG_MPI`, `BRLOCK_ERR_MPI`.
+
+ # Safety
+ `comm` is a live communicator (or `MPI_COMM_NULL`); `path` is `NULL` or NUL-terminated;
+ `file` is `NULL` or valid for a write.
+ */
+int brlock_atomic_open(MPI_Comm comm, const char *path, int flags, brlock_atomic_t **file);
+
+/*
+ [`brlock_atomic_open`] for Fortran: `comm` is a Fortran communicator handle (`MPI_Fint`).
+ **Collective.**
+
+ # Safety
+ As [`brlock_atomic_open`].
+ */
+int brlock_atomic_open_f(int comm, const char *path, int flags, brlock_atomic_t **file);
+
+/*
+ Switches atomic mode on (`atomic` != 0) or off. **Collective**: every rank passes the same
+ value. In atomic mode a write takes an exclusive lock on exactly its bytes and a read a
+ shared one, so every access is atomic with respect to every other.
+
+ Errors: `BRLOCK_ERR_NULL`, `BRLOCK_ERR_INVALID_ARGUMENT` (the ranks disagree),
+ `BRLOCK_ERR_MPI`.
+
+ # Safety
+ `file` is `NULL` or an open handle used by one thread at a time.
+ */
+int brlock_atomic_set_atomicity(brlock_atomic_t *file, int atomic);
+
+/*
+ Stores 1 in `*atomic` if atomic mode is on, else 0. Local.
+
+ # Safety
+ `file` is `NULL` or an open handle; `atomic` is `NULL` or valid for a write.
+ */
+int brlock_atomic_get_atomicity(brlock_atomic_t *file, int *atomic);
+
+/*
+ Reads exactly `length` bytes at `offset` into `buf`. Local.
+
+ Errors: `BRLOCK_ERR_NULL`, `BRLOCK_ERR_SHORT_READ` (the file ends first),
+ `BRLOCK_ERR_RANGE`, `BRLOCK_ERR_IO`, `BRLOCK_ERR_MPI`. No lock is left held after an error.
+
+ # Safety
+ `file` is `NULL` or an open handle; `buf` is `NULL` or valid for writes of `length` bytes.
+ */
+int brlock_atomic_read_at(brlock_atomic_t *file, uint64_t offset, void *buf, size_t length);
+
+/*
+ Writes the `length` bytes at `data` at `offset`. Local.
+
+ Errors: `BRLOCK_ERR_NULL`, `BRLOCK_ERR_RANGE`, `BRLOCK_ERR_IO`, `BRLOCK_ERR_MPI`.
+
+ # Safety
+ `file` is `NULL` or an open handle; `data` is `NULL` or valid for reads of `length` bytes.
+ */
+int brlock_atomic_write_at(brlock_atomic_t *file, uint64_t offset, const void *data, size_t length);
+
+/*
+ Reads the `count` pieces (`offsets[i]`, `lengths[i]`: sorted, non-overlapping) into `buf`,
+ back to back; `buf` holds exactly the sum of the lengths, `length` bytes. One lock on the
+ pieces' extent in atomic mode; data sieving decides between one large read and one read
+ per piece. Local.
+
+ Errors: as [`brlock_atomic_read_at`], and `BRLOCK_ERR_INVALID_ARGUMENT` for unsorted or
+ overlapping pieces or a buffer of the wrong size.
+
+ # Safety
+ `file` is `NULL` or an open handle; `offsets` and `lengths` are `NULL` or valid for reads
+ of `count` values; `buf` is `NULL` or valid for writes of `length` bytes.
+ */
+int brlock_atomic_read_pieces(brlock_atomic_t *file,
+                              const uint64_t *offsets,
+                              const uint64_t *lengths,
+                              size_t count,
+                              void *buf,
+                              size_t length);
+
+/*
+ Writes `data` (back to back, `length` bytes: the sum of the lengths) to the `count`
+ pieces. One exclusive lock on the pieces' extent in atomic mode. Local.
+
+ Errors: as [`brlock_atomic_read_pieces`] (no short read).
+
+ # Safety
+ As [`brlock_atomic_read_pieces`], with `data` valid for reads of `length` bytes.
+ */
+int brlock_atomic_write_pieces(brlock_atomic_t *file,
+                               const uint64_t *offsets,
+                               const uint64_t *lengths,
+                               size_t count,
+                               const void *data,
+                               size_t length);
+
+/*
+ Makes this rank's writes durable and visible to every rank (`MPI_File_sync` semantics).
+ **Collective.**
+
+ Errors: `BRLOCK_ERR_NULL`, `BRLOCK_ERR_IO`, `BRLOCK_ERR_MPI`.
+
+ # Safety
+ `file` is `NULL` or an open handle.
+ */
+int brlock_atomic_sync(brlock_atomic_t *file);
+
+/*
+ Closes the file and sets `*file` to `NULL`. **Collective.** The handle is freed also on
+ error; `*file == NULL` does nothing.
+
+ Errors: `BRLOCK_ERR_NULL` (`file` itself), `BRLOCK_ERR_MPI`.
+
+ # Safety
+ `file` is `NULL` or points to `NULL` or to an open handle.
+ */
+int brlock_atomic_close(brlock_atomic_t **file);
 
 /*
  Opens a lock service over `comm` with its table on rank `home`, and stores the handle in

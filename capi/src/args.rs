@@ -50,6 +50,26 @@ pub(crate) unsafe fn bytes<'a>(
     Ok(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
 }
 
+/// The `len` writable bytes at `data`; `data` may be `NULL` when `len` is 0.
+///
+/// # Safety
+/// A non-NULL `data` is valid for writes of `len` bytes and not otherwise accessed during
+/// the call.
+pub(crate) unsafe fn bytes_mut<'a>(
+    data: *mut c_void,
+    len: usize,
+    what: &'static str,
+) -> Outcome<&'a mut [u8]> {
+    if len == 0 {
+        return Ok(&mut []);
+    }
+    if data.is_null() {
+        return Err(Failure::Null(what));
+    }
+    // SAFETY: non-NULL, valid for `len` bytes and unaliased by the contract above.
+    Ok(unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), len) })
+}
+
 /// The NUL-terminated path at `path` (any bytes but NUL, as the OS takes them).
 ///
 /// # Safety

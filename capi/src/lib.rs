@@ -14,11 +14,13 @@ use std::os::raw::c_int;
 
 pub mod append;
 mod args;
+pub mod atomic;
 pub mod lock;
 mod mpi;
 pub mod status;
 
 pub use append::*;
+pub use atomic::*;
 pub use lock::*;
 pub use status::*;
 

@@ -2,9 +2,10 @@
 //! (written against `brlock.h` alone): NULL handles and out-parameters, empty and
 //! overflowing ranges, a bad mode or timeout, a double lock, unlock without a lock, opening
 //! before `MPI_Init`, a missing file (on every rank, and on one rank only: the others get the
-//! collective code), a full disk for appends (`ENOSPC`), and the wrong MPI library (the
-//! program built with MPICH's `mpicc.mpich` and run by `mpirun.mpich` against the Open MPI
-//! build of libbrlock). No case aborts the process: every job ends normally.
+//! collective code), a full disk for appends (`ENOSPC`), a read past the end of an atomic
+//! file, bad noncontiguous piece lists, and the wrong MPI library (the program built with
+//! MPICH's `mpicc.mpich` and run by `mpirun.mpich` against the Open MPI build of libbrlock).
+//! No case aborts the process: every job ends normally.
 
 mod common;
 

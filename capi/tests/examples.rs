@@ -1,7 +1,8 @@
 //! The C and Fortran examples (`capi/examples/`), built against the installed libbrlock and
 //! run under `mpirun`: the lock counter is exact; 8 ranks x 10,000 shared appends of random
-//! length are each in the file once and intact (and the ordered ones in rank order); the
-//! Fortran lock and append examples pass at 4 ranks.
+//! length are each in the file once and intact (and the ordered ones in rank order); no read
+//! of an atomic file sees a mix of two writers; the Fortran lock and append examples pass at
+//! 4 ranks.
 
 mod common;
 
@@ -99,5 +100,20 @@ fn fortran_append_example_at_4_ranks() {
     assert_eq!(number(&f, "records"), 8000);
     for key in ["missing", "duplicates", "corrupt"] {
         assert_eq!(number(&f, key), 0, "{key}: {f:?}");
+    }
+}
+
+#[test]
+fn c_atomic_example_never_reads_a_mix_of_writers() {
+    for osc in OSC_COMPONENTS {
+        let f = run(
+            "examples/c/atomic.c",
+            "mpicc",
+            4,
+            osc,
+            &[scratch("atomic"), "40".into()],
+        );
+        assert_eq!(number(&f, "mixed"), 0, "{f:?}");
+        assert_eq!(number(&f, "reads"), 160, "{f:?}");
     }
 }

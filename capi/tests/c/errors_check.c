@@ -140,6 +140,51 @@ static void append_errors(const char *dir, const char *full) {
     expect("append_close_twice", BRLOCK_OK, brlock_append_close(&file, &end));
 }
 
+static void atomic_errors(const char *dir) {
+    char path[4096];
+    brlock_atomic_t *file = NULL;
+    unsigned char buf[64] = {0};
+
+    snprintf(path, sizeof path, "%s/no-such-file", dir);
+    int code = brlock_atomic_open(MPI_COMM_WORLD, path, 0, &file);
+    if (rank == 0) expect("atomic_open_missing_file", BRLOCK_ERR_IO, code);
+    else check_true("atomic_open_missing_file_elsewhere",
+                    code == BRLOCK_ERR_IO || code == BRLOCK_ERR_COLLECTIVE);
+    check_true("atomic_open_missing_file_no_handle", file == NULL);
+    expect("atomic_open_bad_flags", BRLOCK_ERR_INVALID_ARGUMENT,
+           brlock_atomic_open(MPI_COMM_WORLD, path, 64, &file));
+
+    snprintf(path, sizeof path, "%s/atomic", dir);
+    expect("atomic_open", BRLOCK_OK,
+           brlock_atomic_open(MPI_COMM_WORLD, path, BRLOCK_ATOMIC_CREATE, &file));
+    if (!file) return;
+    expect("atomic_set_atomicity", BRLOCK_OK, brlock_atomic_set_atomicity(file, 1));
+    expect("atomic_get_atomicity_null", BRLOCK_ERR_NULL, brlock_atomic_get_atomicity(file, NULL));
+    expect("atomic_read_null_handle", BRLOCK_ERR_NULL, brlock_atomic_read_at(NULL, 0, buf, 1));
+    expect("atomic_read_null_buf", BRLOCK_ERR_NULL, brlock_atomic_read_at(file, 0, NULL, 4));
+    expect("atomic_write", BRLOCK_OK,
+           brlock_atomic_write_at(file, 64u * (uint64_t)rank, buf, sizeof buf));
+    expect("atomic_short_read", BRLOCK_ERR_SHORT_READ,
+           brlock_atomic_read_at(file, 1u << 30, buf, sizeof buf));
+    uint64_t offsets[2] = {0, 8}, lengths[2] = {16, 16};
+    expect("atomic_overlapping_pieces", BRLOCK_ERR_INVALID_ARGUMENT,
+           brlock_atomic_read_pieces(file, offsets, lengths, 2, buf, 32));
+    lengths[0] = 8;
+    expect("atomic_pieces_wrong_buffer", BRLOCK_ERR_INVALID_ARGUMENT,
+           brlock_atomic_read_pieces(file, offsets, lengths, 2, buf, 20));
+    expect("atomic_pieces_null_offsets", BRLOCK_ERR_NULL,
+           brlock_atomic_write_pieces(file, NULL, lengths, 2, buf, 24));
+    expect("atomic_pieces_overflow", BRLOCK_ERR_INVALID_ARGUMENT,
+           brlock_atomic_write_pieces(file, (uint64_t[]){UINT64_MAX - 1}, (uint64_t[]){4}, 1,
+                                      buf, 4));
+    expect("atomic_write_overflow", BRLOCK_ERR_RANGE,
+           brlock_atomic_write_at(file, INT64_MAX, buf, 4));
+    expect("atomic_sync", BRLOCK_OK, brlock_atomic_sync(file));
+    expect("atomic_close", BRLOCK_OK, brlock_atomic_close(&file));
+    expect("atomic_close_twice", BRLOCK_OK, brlock_atomic_close(&file));
+    expect("atomic_close_null", BRLOCK_ERR_NULL, brlock_atomic_close(NULL));
+}
+
 static void strings(void) {
     for (int code = 0; code < BRLOCK_ERR_COUNT; code++) {
         const char *s = brlock_strerror(code);
@@ -192,6 +237,7 @@ int main(int argc, char **argv) {
         strings();
         lock_errors();
         append_errors(dir, full);
+        atomic_errors(dir);
     }
     int totals[2], local[2] = {cases, failures};
     MPI_Reduce(local, totals, 2, MPI_INT, MPI_SUM, 0, MPI_COMM_WORLD);
