@@ -117,3 +117,34 @@ fn c_atomic_example_never_reads_a_mix_of_writers() {
         assert_eq!(number(&f, "reads"), 160, "{f:?}");
     }
 }
+
+/// The complete C program of the README's section "Using it from C, C++ and Fortran" builds
+/// and runs (so the README cannot drift from the API).
+#[test]
+fn readme_c_program_builds_and_runs() {
+    let readme = std::fs::read_to_string(common::workspace_root().join("README.md"))
+        .expect("read README.md");
+    let section = readme
+        .split("## Using it from C, C++ and Fortran")
+        .nth(1)
+        .expect("the README has the C section");
+    let program = section
+        .split("```c\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("the C section has a ```c block");
+    let dir = fresh_dir(&std::env::temp_dir(), "brlock-capi-readme");
+    let source = dir.join("readme.c");
+    std::fs::write(&source, program).expect("write the README's program");
+    let exe = build(&source.to_string_lossy(), "mpicc");
+    let out = MpiRun::new(4, exe).timeout(Duration::from_secs(60)).run();
+    assert!(out.success(), "{}", out.failure_message());
+    for rank in 0..4 {
+        assert_eq!(
+            out.rank_lines(rank),
+            vec![format!("rank {rank} holds the range")],
+            "{}",
+            out.describe()
+        );
+    }
+}
