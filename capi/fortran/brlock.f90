@@ -27,6 +27,7 @@ module brlock
     integer(c_int), parameter :: BRLOCK_SHARED = 1
     integer(c_int), parameter :: BRLOCK_EXCLUSIVE = 2
     integer(c_int), parameter :: BRLOCK_APPEND_TRUNCATE = 1
+    integer(c_int), parameter :: BRLOCK_ATOMIC_CREATE = 1
 
     interface
         ! Collective: open a lock service over the Fortran communicator `comm`.
@@ -98,6 +99,64 @@ module brlock
             import :: c_int, c_ptr, c_int64_t
             type(c_ptr), intent(inout) :: file
             integer(c_int64_t), intent(out) :: size
+        end function
+
+        ! Collective: open `path` (NUL-terminated) as an atomic file; atomic mode starts off.
+        integer(c_int) function brlock_atomic_open(comm, path, flags, file) bind(C, name="brlock_atomic_open_f")
+            import :: c_int, c_ptr, c_char
+            integer(c_int), value :: comm, flags
+            character(kind=c_char), dimension(*), intent(in) :: path
+            type(c_ptr), intent(out) :: file
+        end function
+        ! Collective: the same value on every rank (0 off, 1 on).
+        integer(c_int) function brlock_atomic_set_atomicity(file, atomic) bind(C, name="brlock_atomic_set_atomicity")
+            import :: c_int, c_ptr
+            type(c_ptr), value :: file
+            integer(c_int), value :: atomic
+        end function
+        integer(c_int) function brlock_atomic_get_atomicity(file, atomic) bind(C, name="brlock_atomic_get_atomicity")
+            import :: c_int, c_ptr
+            type(c_ptr), value :: file
+            integer(c_int), intent(out) :: atomic
+        end function
+        ! Reads `length` bytes at byte `offset` into `buf` (pass c_loc(buffer)).
+        integer(c_int) function brlock_atomic_read_at(file, offset, buf, length) bind(C, name="brlock_atomic_read_at")
+            import :: c_int, c_ptr, c_int64_t, c_size_t
+            type(c_ptr), value :: file, buf
+            integer(c_int64_t), value :: offset
+            integer(c_size_t), value :: length
+        end function
+        integer(c_int) function brlock_atomic_write_at(file, offset, data, length) bind(C, name="brlock_atomic_write_at")
+            import :: c_int, c_ptr, c_int64_t, c_size_t
+            type(c_ptr), value :: file, data
+            integer(c_int64_t), value :: offset
+            integer(c_size_t), value :: length
+        end function
+        ! `count` pieces (offsets(i), lengths(i)), sorted and disjoint; `buf` holds their bytes
+        ! back to back, `length` in all.
+        integer(c_int) function brlock_atomic_read_pieces(file, offsets, lengths, count, buf, length) &
+                bind(C, name="brlock_atomic_read_pieces")
+            import :: c_int, c_ptr, c_int64_t, c_size_t
+            type(c_ptr), value :: file, buf
+            integer(c_int64_t), dimension(*), intent(in) :: offsets, lengths
+            integer(c_size_t), value :: count, length
+        end function
+        integer(c_int) function brlock_atomic_write_pieces(file, offsets, lengths, count, data, length) &
+                bind(C, name="brlock_atomic_write_pieces")
+            import :: c_int, c_ptr, c_int64_t, c_size_t
+            type(c_ptr), value :: file, data
+            integer(c_int64_t), dimension(*), intent(in) :: offsets, lengths
+            integer(c_size_t), value :: count, length
+        end function
+        ! Collective.
+        integer(c_int) function brlock_atomic_sync(file) bind(C, name="brlock_atomic_sync")
+            import :: c_int, c_ptr
+            type(c_ptr), value :: file
+        end function
+        ! Collective; sets `file` to c_null_ptr.
+        integer(c_int) function brlock_atomic_close(file) bind(C, name="brlock_atomic_close")
+            import :: c_int, c_ptr
+            type(c_ptr), intent(inout) :: file
         end function
 
         type(c_ptr) function brlock_strerror_c(code) bind(C, name="brlock_strerror")
