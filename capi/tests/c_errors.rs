@@ -4,18 +4,19 @@
 //! before `MPI_Init`, a missing file (on every rank, and on one rank only: the others get the
 //! collective code), a full disk for appends (`ENOSPC`), a read past the end of an atomic
 //! file, bad noncontiguous piece lists, and the wrong MPI library (the program built with
-//! MPICH's `mpicc.mpich` and run by `mpirun.mpich` against the Open MPI build of libbrlock).
+//! MPICH's `mpicc.mpich` and run by `mpirun.mpich` against the Open MPI build of libbrlock,
+//! or the other way round for the MPICH build).
 //! No case aborts the process: every job ends normally.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{build, fields, fresh_dir, nearly_full_disk, number, MpiRun};
+use common::{build, built_for_mpich, fields, fresh_dir, mpicc, nearly_full_disk, number, MpiRun};
 
 #[test]
 fn every_error_code_is_returned_not_aborted() {
-    let exe = build("tests/c/errors_check.c", "mpicc");
+    let exe = build("tests/c/errors_check.c", &mpicc());
     let dir = fresh_dir(&std::env::temp_dir(), "brlock-capi-errors");
     let full = nearly_full_disk("capi-full", 0);
     for ranks in [2, 3] {
@@ -35,9 +36,15 @@ fn every_error_code_is_returned_not_aborted() {
 
 #[test]
 fn the_wrong_mpi_library_is_refused_with_its_code() {
-    let exe = build("tests/c/errors_check.c", "mpicc.mpich");
+    // The other MPI than the library's: its compiler wrapper and its launcher.
+    let (compiler, launcher) = if built_for_mpich() {
+        ("mpicc", "mpirun")
+    } else {
+        ("mpicc.mpich", "mpirun.mpich")
+    };
+    let exe = build("tests/c/errors_check.c", compiler);
     let out = MpiRun::new(2, exe)
-        .launcher("mpirun.mpich")
+        .launcher(launcher)
         .arg("--wrong-mpi")
         .timeout(Duration::from_secs(60))
         .run();

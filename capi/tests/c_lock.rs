@@ -1,16 +1,17 @@
 //! The exclusion check of `tests/c/lock_check.c`, a C program written against `brlock.h`
 //! alone and built with `mpicc` and `pkg-config`, at 2, 4 and 8 ranks under Open MPI's `sm`
 //! and `pt2pt` one-sided components: 0 violations with the locks, violations without them
-//! (`--nolock`, the negative control: the checker can fail).
+//! (`--nolock`, the negative control: the checker can fail). With `MPICC=mpicc.mpich` and
+//! `BRLOCK_MPIRUN=mpirun.mpich` (the MPICH leg of scripts/test.sh) the same against MPICH.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{build, fields, number, MpiRun, OSC_COMPONENTS};
+use common::{build, fields, mpicc, number, MpiRun, OSC_COMPONENTS};
 
 fn lock_check(ranks: usize, osc: &str, args: &[&str]) -> (u64, u64) {
-    let exe = build("tests/c/lock_check.c", "mpicc");
+    let exe = build("tests/c/lock_check.c", &mpicc());
     let out = MpiRun::new(ranks, exe)
         .osc(osc)
         .args(args.iter().copied())

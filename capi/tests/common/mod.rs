@@ -169,3 +169,19 @@ pub fn number(f: &HashMap<String, String>, key: &str) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no number `{key}` in {f:?}"))
 }
+
+/// The C compiler wrapper of the MPI this libbrlock is built for: `$MPICC` (as for the build:
+/// `mpicc.mpich` for the MPICH build), default `mpicc`.
+pub fn mpicc() -> String {
+    std::env::var("MPICC")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "mpicc".into())
+}
+
+/// Whether this libbrlock is built for MPICH (else Open MPI).
+pub fn built_for_mpich() -> bool {
+    // SAFETY: the function returns a pointer to a static NUL-terminated string.
+    let name = unsafe { std::ffi::CStr::from_ptr(brlock_capi::brlock_built_for_mpi()) };
+    name.to_string_lossy().starts_with("MPICH")
+}
