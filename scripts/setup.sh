@@ -3,7 +3,10 @@
 #   Open MPI (openmpi-bin libopenmpi-dev)  - the default MPI (`mpicc`, `mpirun`)
 #   MPICH    (mpich libmpich-dev)          - second MPI (`mpicc.mpich`, `mpirun.mpich`)
 #   libclang-dev                           - bindgen (mpi-sys) loads libclang at build time
-#   pkg-config                             - fallback MPI probe of mpi-sys
+#   pkg-config                             - fallback MPI probe of mpi-sys; building the C
+#                                            API's tests and examples against brlock.pc
+#   gfortran                               - Open MPI's mpifort, for the Fortran module and
+#                                            examples of the C API (capi/)
 #   openssh-client                         - Open MPI's launcher refuses to start (even for
 #                                            one node, even a singleton) without ssh or rsh
 # and checks that a Rust toolchain (cargo) is on PATH.
@@ -18,7 +21,7 @@
 #   BRLOCK_SETUP_PRETEND_MISSING="pkg ..."  treat these packages as missing (to test this script)
 set -euo pipefail
 
-PACKAGES=(openmpi-bin libopenmpi-dev mpich libmpich-dev libclang-dev pkg-config openssh-client)
+PACKAGES=(openmpi-bin libopenmpi-dev mpich libmpich-dev libclang-dev pkg-config gfortran openssh-client)
 OPENMPI_MPIRUN=/usr/bin/mpirun.openmpi
 OPENMPI_MPICC=/usr/bin/mpicc.openmpi
 
@@ -58,6 +61,7 @@ probe_for() {
         mpich) echo "/usr/bin/mpirun.mpich" ;;
         libmpich-dev) echo "/usr/include/*/mpich/mpi.h" ;;
         libclang-dev) echo "/usr/lib/llvm-*/lib/libclang.so" ;;
+        gfortran) echo "/usr/bin/gfortran" ;;
         pkg-config) echo "/usr/bin/pkg-config" ;;
         openssh-client) echo "/usr/bin/ssh" ;;
         *) echo "/nonexistent" ;;

@@ -9,8 +9,9 @@
 #   shuttle    model checks: random schedules of up to 1000 ranks (tests/model_shuttle.rs)
 #   fuzz-replay  the fuzz targets (fuzz/) without libFuzzer: their corpus, crash inputs
 #              included, then seeded random inputs (docs/fuzzing.md)
-#   mpich      the crate built against MPICH, the MPICH-compatible window tests, and the
-#              MPICH build refusing Open MPI's mpirun (the wrong launcher)
+#   mpich      the crate built against MPICH, the MPICH-compatible window tests, the
+#              MPICH build refusing Open MPI's mpirun (the wrong launcher), and the C API's
+#              exclusion check and error codes against its MPICH build (mpich-capi)
 # Stops at the first failing stage and names it. The last line on success sums the counts of
 # every `cargo test` run: "summary: N passed, 0 failed, M skipped".
 #
@@ -71,6 +72,7 @@ if ((!quick)); then
     add_stage mpich-build
     add_stage mpich-test
     add_stage mpich-launcher
+    add_stage mpich-capi
 fi
 
 # Runs one stage: a banner, the command (output teed to the log for the summary), the time.
@@ -130,6 +132,10 @@ for stage in "${stages[@]}"; do
         mpich-launcher)
             run_stage mpich-launcher env BRLOCK_MPIRUN=mpirun.mpich MPICC=mpicc.mpich \
                 cargo test --target-dir target/mpich -p brlock-cli --test failures the_wrong_launcher
+            ;;
+        mpich-capi)
+            run_stage mpich-capi env BRLOCK_MPIRUN=mpirun.mpich MPICC=mpicc.mpich \
+                cargo test --target-dir target/mpich -p brlock-capi --test c_lock --test c_errors
             ;;
     esac
 done
