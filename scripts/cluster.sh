@@ -38,8 +38,10 @@
 #   mnt/hK      host K's GlusterFS client (FUSE), mounted in the root mount namespace, so it
 #               is visible to every process, while its glusterfs process runs in NAME-hK's
 #               network namespace (started with `nsenter --net`): its traffic crosses the bridge
-#   vol/        the shared path. Empty outside the cluster; under `exec hK` (and so in every
-#               rank started by cluster-mpirun) host K's client is bind-mounted on it
+#   vol/        the shared path. Under `exec hK` (and so in every rank started by
+#               cluster-mpirun) host K's client is bind-mounted on it; outside the cluster it
+#               is an empty read-only tmpfs (writes fail with EROFS instead of landing on the
+#               local disk): reach the volume there through mnt/hK
 #   state/      volfiles, logs, pid files, host files, cluster.env (what cluster-mpirun reads)
 # The clients keep GlusterFS 10's default client-side caches (write-behind, open-behind,
 # quick-read, md-cache, io-threads), like scripts/gluster.sh's volume.
@@ -191,7 +193,8 @@ mount_answers() {
 }
 
 is_glusterfs_mount() {
-    [[ $(findmnt -n -o FSTYPE --mountpoint "$1" 2>/dev/null | head -n 1) == fuse.glusterfs ]]
+    # The topmost of the mounts stacked there.
+    [[ $(findmnt -n -o FSTYPE --mountpoint "$1" 2>/dev/null | tail -n 1) == fuse.glusterfs ]]
 }
 
 # key=value lines of cluster.env, into the associative array CFG.
@@ -476,6 +479,12 @@ up() {
         tcp_open "$(host_ns "$k")" "$FS_ADDR" "$BRICK_PORT" ||
             die "h$k ($SUBNET.$k) cannot reach the server $FS_ADDR:$BRICK_PORT"
     done
+    # Outside the cluster the shared path is an empty read-only file system, so that a job
+    # started without cluster-mpirun fails (EROFS) instead of writing to the local disk.
+    if ! mountpoint -q "$VOL"; then
+        t 10 mount -t tmpfs -o ro,size=4k,mode=0555 "$NAME-outside-the-cluster" "$VOL" ||
+            die "cannot mount the read-only placeholder on $VOL"
+    fi
     write_hostfiles "$n"
     {
         echo "hosts=$n"
@@ -522,6 +531,12 @@ status() {
         echo "brick: pid $pid, answering on $FS_ADDR:$BRICK_PORT"
     else
         echo "brick: NOT answering on $FS_ADDR:$BRICK_PORT"
+        ok=0
+    fi
+    if mountpoint -q "$VOL"; then
+        echo "shared path $VOL: read-only placeholder outside the cluster, a host's client inside"
+    else
+        echo "shared path $VOL: placeholder NOT mounted"
         ok=0
     fi
     for ((k = 1; k <= n; k++)); do
