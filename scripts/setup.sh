@@ -6,6 +6,7 @@
 #   pkg-config                             - fallback MPI probe of mpi-sys
 #   openssh-client                         - Open MPI's launcher refuses to start (even for
 #                                            one node, even a singleton) without ssh or rsh
+#   iproute2                               - `ip netns`, `tc`: scripts/cluster.sh's hosts
 # and checks that a Rust toolchain (cargo) is on PATH.
 #
 # When everything is present it only looks (dpkg status, files, alternatives) and takes a
@@ -18,7 +19,7 @@
 #   BRLOCK_SETUP_PRETEND_MISSING="pkg ..."  treat these packages as missing (to test this script)
 set -euo pipefail
 
-PACKAGES=(openmpi-bin libopenmpi-dev mpich libmpich-dev libclang-dev pkg-config openssh-client)
+PACKAGES=(openmpi-bin libopenmpi-dev mpich libmpich-dev libclang-dev pkg-config openssh-client iproute2)
 OPENMPI_MPIRUN=/usr/bin/mpirun.openmpi
 OPENMPI_MPICC=/usr/bin/mpicc.openmpi
 
@@ -60,6 +61,7 @@ probe_for() {
         libclang-dev) echo "/usr/lib/llvm-*/lib/libclang.so" ;;
         pkg-config) echo "/usr/bin/pkg-config" ;;
         openssh-client) echo "/usr/bin/ssh" ;;
+        iproute2) echo "/sbin/ip" ;;
         *) echo "/nonexistent" ;;
     esac
 }
