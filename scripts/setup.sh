@@ -9,6 +9,7 @@
 #                                            examples of the C API (capi/)
 #   openssh-client                         - Open MPI's launcher refuses to start (even for
 #                                            one node, even a singleton) without ssh or rsh
+#   iproute2                               - `ip netns`, `tc`: scripts/cluster.sh's hosts
 # and checks that a Rust toolchain (cargo) is on PATH.
 #
 # When everything is present it only looks (dpkg status, files, alternatives) and takes a
@@ -21,7 +22,7 @@
 #   BRLOCK_SETUP_PRETEND_MISSING="pkg ..."  treat these packages as missing (to test this script)
 set -euo pipefail
 
-PACKAGES=(openmpi-bin libopenmpi-dev mpich libmpich-dev libclang-dev pkg-config gfortran openssh-client)
+PACKAGES=(openmpi-bin libopenmpi-dev mpich libmpich-dev libclang-dev pkg-config gfortran openssh-client iproute2)
 OPENMPI_MPIRUN=/usr/bin/mpirun.openmpi
 OPENMPI_MPICC=/usr/bin/mpicc.openmpi
 
@@ -64,6 +65,7 @@ probe_for() {
         gfortran) echo "/usr/bin/gfortran" ;;
         pkg-config) echo "/usr/bin/pkg-config" ;;
         openssh-client) echo "/usr/bin/ssh" ;;
+        iproute2) echo "/sbin/ip" ;;
         *) echo "/nonexistent" ;;
     esac
 }
