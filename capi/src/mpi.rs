@@ -35,30 +35,12 @@ pub(crate) fn ensure_built_for_this_mpi() -> Result<(), Error> {
     )))
 }
 
-/// The first line of the running MPI library's `MPI_Get_library_version`.
+/// The running MPI library's name and version (`Open MPI v4.1.4`, `MPICH Version: 4.0.2`).
 ///
-/// Not [`brlock::sys::library_name`]: its buffer has the size of the MPI this library was
-/// built for (`MPI_MAX_LIBRARY_VERSION_STRING`, 256 for Open MPI), and MPICH, whose constant is
-/// 8192, writes past it. The buffer here is larger than any implementation's constant.
+/// Asks only `MPI_Get_library_version`, whose buffer in [`brlock::sys::library_version`] is
+/// larger than any implementation's constant, so it is sound under another MPI's ABI too.
 fn running_library() -> String {
-    const ROOM: usize = 1 << 16;
-    let mut buf = vec![0u8; ROOM];
-    let mut len: c_int = 0;
-    // SAFETY: `buf` has room for 64 KiB, more than MPI_MAX_LIBRARY_VERSION_STRING of any MPI
-    // (Open MPI 256, MPICH 8192), which bounds what MPI writes; `len` is a valid out-pointer.
-    // The call takes no MPI handle, so it is sound under any MPI's ABI, before MPI_Init too.
-    let code = unsafe { ffi::MPI_Get_library_version(buf.as_mut_ptr().cast(), &mut len) };
-    if code != 0 {
-        return String::from("an unknown MPI library");
-    }
-    buf.truncate(usize::try_from(len).unwrap_or(0).min(ROOM));
-    let text = String::from_utf8_lossy(&buf);
-    let first = text.lines().next().unwrap_or_default();
-    let name = first.split(',').next().unwrap_or_default();
-    name.trim_end_matches('\0')
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    brlock::sys::library_name()
 }
 
 /// The caller's C communicator, after checking the MPI library.

@@ -54,15 +54,21 @@ use mpi::ffi;
 use mpi::topology::Communicator;
 
 /// The MPI library's own description of itself (e.g. `Open MPI v4.1.4, package: ...`),
-/// trimmed of trailing whitespace and NUL bytes. May be called before `MPI_Init`.
+/// trimmed of trailing whitespace and NUL bytes. May be called before `MPI_Init`, and under
+/// an MPI library other than the one this crate was built for (it takes no MPI handle).
+///
+/// The buffer is not sized by the build's `MPI_MAX_LIBRARY_VERSION_STRING` (256 in Open
+/// MPI): a process that runs another MPI (MPICH's constant is 8192, and MPICH writes that
+/// much) would write past it. It is larger than any implementation's constant.
 ///
 /// MPI 3.1 §8.1.1, `MPI_Get_library_version`.
 pub fn library_version() -> String {
-    let mut buf = vec![0u8; ffi::MPI_MAX_LIBRARY_VERSION_STRING as usize + 1];
+    const ROOM: usize = 1 << 16;
+    let mut buf = vec![0u8; ROOM.max(ffi::MPI_MAX_LIBRARY_VERSION_STRING as usize + 1)];
     let mut len: c_int = 0;
-    // SAFETY: `buf` has room for MPI_MAX_LIBRARY_VERSION_STRING characters (plus one spare),
-    // which is the most MPI writes; `len` is a valid out-pointer. The function may be called
-    // at any time, even before initialisation.
+    // SAFETY: `buf` has room for 64 KiB, more than MPI_MAX_LIBRARY_VERSION_STRING of any MPI
+    // (Open MPI 256, MPICH 8192), which bounds what MPI writes; `len` is a valid out-pointer.
+    // The call takes no MPI handle, so it is sound under any MPI's ABI and before MPI_Init.
     let code = unsafe { ffi::MPI_Get_library_version(buf.as_mut_ptr().cast::<c_char>(), &mut len) };
     if code != ffi::MPI_SUCCESS as c_int {
         return String::from("unknown MPI library");
