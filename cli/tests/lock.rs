@@ -206,9 +206,19 @@ fn bad_home_rank_is_one_line_error() {
 /// record locks (`--backend fcntl`) and open-file-description locks (`--backend ofd`), full
 /// and partial overlaps, mixed modes, and a run that also takes the try-lock and polling
 /// timeout paths. Mutual exclusion must hold; the bypass bound is not asked of fcntl.
+///
+/// Also under `osc pt2pt`, where the checker's stamps need its home (rank 0) to make MPI
+/// progress: before rank 0 waited for fcntl locks with `lock_progressing`, it sat in
+/// `F_SETLKW` while the holder it waited for could not finish stamping, and the same-range
+/// runs hung until the launcher's timeout.
 #[test]
 fn fcntl_and_ofd_4_ranks_mixed_modes_no_violations() {
-    for backend in ["fcntl", "ofd"] {
+    for (backend, osc) in [
+        ("fcntl", "sm"),
+        ("ofd", "sm"),
+        ("fcntl", "pt2pt"),
+        ("ofd", "pt2pt"),
+    ] {
         for (pattern, extra) in [
             ("same", &[][..]),
             ("random", &[][..]),
@@ -225,8 +235,8 @@ fn fcntl_and_ofd_4_ranks_mixed_modes_no_violations() {
                 "100",
             ];
             args.extend_from_slice(extra);
-            let (out, json) = check_lock(4, "sm", &args);
-            let what = format!("backend {backend}, {pattern}/mixed {extra:?}");
+            let (out, json) = check_lock(4, osc, &args);
+            let what = format!("backend {backend}, osc {osc}, {pattern}/mixed {extra:?}");
             assert!(out.success(), "{what}: {}", out.failure_message());
             assert_eq!(u(&json, "violations"), 0, "{what}: {json}");
             assert_eq!(u(&json, "acquisitions"), 400, "{what}: {json}");

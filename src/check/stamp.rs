@@ -12,6 +12,7 @@
 use std::time::{Duration, Instant};
 
 use mpi::collective::Root;
+use mpi::point_to_point::Source;
 use mpi::topology::{Communicator, Rank, SimpleCommunicator};
 use serde::Serialize;
 
@@ -177,6 +178,12 @@ impl StampChecker {
         self.comm.free()
     }
 
+    /// Lets MPI make progress on the other ranks' stamps (a nonblocking probe), for rank 0
+    /// while it waits outside MPI.
+    fn progress(&self) {
+        let _ = self.comm().any_process().immediate_probe();
+    }
+
     /// Reads the grant counter and takes a checker arrival stamp, in one epoch.
     fn arrival(&self) -> Result<(u64, u64)> {
         let (mut seq, mut stamp) = (0u64, 0u64);
@@ -338,7 +345,13 @@ pub fn drive<L: RangeLock>(
             if use_try {
                 (arrival_seq, stamp) = arrival()?;
             }
-            lock.lock(range, mode)?;
+            if rank == 0 {
+                // This rank hosts the checker's window: while the lock waits outside MPI
+                // (fcntl), the holder's stamps need it to make progress under osc pt2pt/ucx.
+                lock.lock_progressing(range, mode, &mut || checker.progress())?;
+            } else {
+                lock.lock(range, mode)?;
+            }
         }
         let lock_ns = t0.elapsed().as_nanos() as u64;
         let ticket = lock.arrival_ticket().unwrap_or(stamp);

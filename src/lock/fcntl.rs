@@ -34,6 +34,7 @@ use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::path::Path;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -48,6 +49,8 @@ use crate::range::{ByteRange, LockMode};
 const FIRST_BACKOFF: Duration = Duration::from_micros(50);
 /// Longest pause of [`RangeLock::lock_timeout`]'s polling.
 const MAX_BACKOFF: Duration = Duration::from_millis(5);
+/// How often [`RangeLock::lock_progressing`] calls its progress function while it waits.
+const PROGRESS_PAUSE: Duration = Duration::from_micros(100);
 
 /// Which kind of `fcntl` lock a [`FcntlLock`] takes. See the [module documentation](self)
 /// for how they differ.
@@ -205,6 +208,26 @@ impl FcntlLock {
         }
     }
 
+    /// Records the range when a blocking request took it; maps its failure.
+    fn waited(
+        &mut self,
+        range: ByteRange,
+        mode: LockMode,
+        outcome: Result<(), Errno>,
+    ) -> Result<()> {
+        match outcome {
+            Ok(()) => {
+                self.held = Some((range, mode));
+                Ok(())
+            }
+            Err(Errno::EDEADLK) => Err(Error::Deadlock {
+                range,
+                path: self.path.clone(),
+            }),
+            Err(e) => Err(self.io_error(true, e)),
+        }
+    }
+
     /// One non-blocking attempt; records the range when taken.
     fn attempt(&mut self, range: ByteRange, mode: LockMode) -> Result<bool> {
         match self.request(range, l_type(mode), false) {
@@ -234,17 +257,43 @@ impl RangeLock for FcntlLock {
     /// deadlock (POSIX locks only); [`Error::Io`] for other failures (e.g. `ENOLCK`).
     fn lock(&mut self, range: ByteRange, mode: LockMode) -> Result<()> {
         ensure_free(self.held, range)?;
-        match self.request(range, l_type(mode), true) {
-            Ok(()) => {
-                self.held = Some((range, mode));
-                Ok(())
-            }
-            Err(Errno::EDEADLK) => Err(Error::Deadlock {
-                range,
-                path: self.path.clone(),
-            }),
-            Err(e) => Err(self.io_error(true, e)),
+        let outcome = self.request(range, l_type(mode), true);
+        self.waited(range, mode, outcome)
+    }
+
+    /// A non-blocking attempt first; if the range is taken, the `F_SETLKW` wait runs on a
+    /// helper thread (it makes no MPI call, so any MPI thread level will do) while this
+    /// thread calls `progress` every [`PROGRESS_PAUSE`] until the kernel grants the range.
+    /// The kernel's queue decides, as for [`RangeLock::lock`].
+    ///
+    /// # Errors
+    /// As for [`RangeLock::lock`].
+    fn lock_progressing(
+        &mut self,
+        range: ByteRange,
+        mode: LockMode,
+        progress: &mut dyn FnMut(),
+    ) -> Result<()> {
+        ensure_free(self.held, range)?;
+        if self.attempt(range, mode)? {
+            return Ok(());
         }
+        let this = &*self;
+        let outcome = std::thread::scope(|scope| {
+            let (done, granted) = mpsc::channel();
+            scope.spawn(move || done.send(this.request(range, l_type(mode), true)));
+            loop {
+                progress();
+                match granted.recv_timeout(PROGRESS_PAUSE) {
+                    Ok(outcome) => break outcome,
+                    Err(RecvTimeoutError::Timeout) => {}
+                    // Only if the waiting thread died without an answer; the scope's join
+                    // then reports its panic.
+                    Err(RecvTimeoutError::Disconnected) => break Err(Errno::ECHILD),
+                }
+            }
+        });
+        self.waited(range, mode, outcome)
     }
 
     /// `F_SETLK` / `F_OFD_SETLK`: `EAGAIN` or `EACCES` (the range is held elsewhere) is
@@ -435,6 +484,37 @@ mod tests {
         // Dropping the holder releases its range.
         drop(b);
         assert!(a.try_lock(r(9, 10), Shared).unwrap());
+    }
+
+    /// The holder lets go only from inside the progress function, as a holder that needs the
+    /// waiter's MPI progress does: the wait must keep calling it and then take the range.
+    #[test]
+    fn fcntl_ofd_lock_progressing_calls_progress_until_granted() {
+        let (_dir, a, mut b) = two_ofd("progress");
+        let mut holder = Some(a);
+        holder.as_mut().unwrap().lock(r(0, 10), Exclusive).unwrap();
+        let mut calls = 0;
+        b.lock_progressing(r(5, 10), Shared, &mut || {
+            calls += 1;
+            if calls == 3 {
+                holder.take().unwrap().unlock().unwrap();
+            }
+        })
+        .unwrap();
+        assert!(calls >= 3, "progress called {calls} times");
+        assert_eq!(b.held(), Some((r(5, 10), Shared)));
+        // Uncontended, it takes the range without calling progress.
+        b.unlock().unwrap();
+        let mut uncontended = 0;
+        b.lock_progressing(r(0, 10), Exclusive, &mut || uncontended += 1)
+            .unwrap();
+        assert_eq!(uncontended, 0);
+        assert_eq!(
+            b.lock_progressing(r(0, 1), Shared, &mut || {})
+                .unwrap_err()
+                .to_string(),
+            b.lock(r(0, 1), Shared).unwrap_err().to_string()
+        );
     }
 
     #[test]

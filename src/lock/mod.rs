@@ -48,6 +48,26 @@ pub trait RangeLock {
     /// [`Error::AlreadyHeld`] if this handle already holds a range; transport errors.
     fn lock(&mut self, range: ByteRange, mode: LockMode) -> Result<()>;
 
+    /// Like [`RangeLock::lock`], calling `progress` every so often while the wait happens
+    /// outside MPI. For a caller that hosts a window other ranks access while it waits: under
+    /// one-sided components that progress only inside MPI calls (`osc pt2pt`, `osc ucx` over
+    /// TCP), a rank blocked in the kernel (`F_SETLKW`) would stall the holder it waits for.
+    ///
+    /// The default just calls [`RangeLock::lock`]: locks that wait inside MPI make progress
+    /// while they wait.
+    ///
+    /// # Errors
+    /// As for [`RangeLock::lock`].
+    fn lock_progressing(
+        &mut self,
+        range: ByteRange,
+        mode: LockMode,
+        progress: &mut dyn FnMut(),
+    ) -> Result<()> {
+        let _ = progress;
+        self.lock(range, mode)
+    }
+
     /// Take `range` in `mode` if that is possible without waiting. Returns whether it was
     /// taken. Never blocks on other ranks (it still performs the table epochs).
     ///
