@@ -120,7 +120,7 @@ def write_md(summary, machine, failures, path):
         lines.append("")
     lines.append("Mean lock+unlock per rank (p50 in parentheses); ratio = fcntl or OFD mean over "
                  "rma mean in the same configuration of the same run (> 1: rma is faster). "
-                 "fcntl/ofd: `brlock bench lock` (disjoint only); fcntl-probe/ofd-probe: "
+                 "fcntl/ofd: `brlock bench lock`, with its exclusion checker; fcntl-probe/ofd-probe: "
                  "scripts/fcntl_probe.py, the same locks with no MPI and no checker.")
     lines.append("")
     locks = sorted({lk for c in summary for lk in c["locks"]}, key=lambda x: order(x, LOCK_ORDER))
