@@ -263,7 +263,7 @@ impl RangeLock for FcntlLock {
 
     /// A non-blocking attempt first; if the range is taken, the `F_SETLKW` wait runs on a
     /// helper thread (it makes no MPI call, so any MPI thread level will do) while this
-    /// thread calls `progress` every [`PROGRESS_PAUSE`] until the kernel grants the range.
+    /// thread calls `progress` every 100 us until the kernel grants the range.
     /// The kernel's queue decides, as for [`RangeLock::lock`].
     ///
     /// # Errors
