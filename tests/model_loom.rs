@@ -40,12 +40,12 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use brlock::protocol::Faults;
+use brlock::protocol::{Algorithm, Faults};
 use brlock::LockMode::{Exclusive, Shared};
 use loom::model::Builder;
 use workload::{
     check, expect_panic, no_hold, op, s, simulate, x, Coverage, How, Op, Scenario, BYPASS,
-    EXCLUSION, LEFTOVER, LONG, LOST_GRANT,
+    EXCLUSION, LEFTOVER, LONG, LOST_GRANT, STALE_GRANT,
 };
 
 /// Preemption bound of the three-rank models. At 2 each model takes 5-7 s here (50,000-62,000
@@ -324,7 +324,7 @@ fn control_deadlock_in_child(name: &str, child: &str, sc: Scenario, bound: Optio
         text.contains("deadlock; threads = "),
         "{name}: the child failed, but not with loom's deadlock report:\n{text}"
     );
-    for other in [EXCLUSION, BYPASS, LEFTOVER, LOST_GRANT] {
+    for other in [EXCLUSION, BYPASS, LEFTOVER, LOST_GRANT, STALE_GRANT] {
         assert!(
             !text.contains(other),
             "{name}: the child failed for another reason ({other}):\n{text}"
@@ -416,5 +416,162 @@ fn child_skip_retreat_wakeups() {
     if is_child("child_skip_retreat_wakeups") {
         let sc = two_exclusive_relock().with_faults(faults(|f| f.skip_retreat_wakeups = true));
         model("child_skip_retreat_wakeups", sc, Some(2));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The handoff algorithm: the same models and properties, plus (checked for handoff in
+// `workload::check`) no grant message left for the drain and no retries.
+
+fn handoff(sc: Scenario) -> Scenario {
+    sc.with_algorithm(Algorithm::Handoff)
+}
+
+#[test]
+fn handoff_two_ranks_exclusive_same_range_exhaustive() {
+    let cov = model(
+        "handoff_two_ranks_exclusive_same_range_exhaustive",
+        handoff(two_exclusive()),
+        None,
+    );
+    let (_, _, waits, _, _) = cov.get();
+    assert!(waits > 0, "no execution ever waited: {cov}");
+}
+
+#[test]
+fn handoff_two_ranks_lock_timeout_gives_up_exhaustive() {
+    let sc = handoff(Scenario::new(vec![vec![timed_x(0, 10)], vec![x(0, 10)]]));
+    let cov = model(
+        "handoff_two_ranks_lock_timeout_gives_up_exhaustive",
+        sc,
+        None,
+    );
+    let (execs, gave_up, waits, _, _) = cov.get();
+    assert!(gave_up > 0 && gave_up < execs && waits > 0, "{cov}");
+}
+
+#[test]
+fn handoff_two_ranks_exclusive_relock_preemption_bound_6() {
+    model(
+        "handoff_two_ranks_exclusive_relock_preemption_bound_6",
+        handoff(two_exclusive_relock()),
+        Some(6),
+    );
+}
+
+#[test]
+fn handoff_two_ranks_mixed_modes_overlapping_preemption_bound_5() {
+    model(
+        "handoff_two_ranks_mixed_modes_overlapping_preemption_bound_5",
+        handoff(two_mixed_overlapping()),
+        Some(5),
+    );
+}
+
+#[test]
+fn handoff_two_ranks_try_and_timeout_preemption_bound_5() {
+    let cov = model(
+        "handoff_two_ranks_try_and_timeout_preemption_bound_5",
+        handoff(two_try_and_timeout()),
+        Some(5),
+    );
+    let (execs, gave_up, waits, _, _) = cov.get();
+    assert!(gave_up > 0 && gave_up < execs && waits > 0, "{cov}");
+}
+
+#[test]
+fn handoff_three_ranks_exclusive_same_range_preemption_bound_2() {
+    model(
+        "handoff_three_ranks_exclusive_same_range_preemption_bound_2",
+        handoff(three_exclusive()),
+        Some(PREEMPTION_BOUND_3),
+    );
+}
+
+#[test]
+fn handoff_three_ranks_overlapping_chain_preemption_bound_2() {
+    model(
+        "handoff_three_ranks_overlapping_chain_preemption_bound_2",
+        handoff(three_chain()),
+        Some(PREEMPTION_BOUND_3),
+    );
+}
+
+#[test]
+fn handoff_three_ranks_readers_and_writer_preemption_bound_2() {
+    model(
+        "handoff_three_ranks_readers_and_writer_preemption_bound_2",
+        handoff(three_readers_writer()),
+        Some(PREEMPTION_BOUND_3),
+    );
+}
+
+#[test]
+fn handoff_three_ranks_try_and_timeout_preemption_bound_2() {
+    let cov = model(
+        "handoff_three_ranks_try_and_timeout_preemption_bound_2",
+        handoff(three_try_and_timeout()),
+        Some(PREEMPTION_BOUND_3),
+    );
+    let (execs, gave_up, _, _, _) = cov.get();
+    assert!(gave_up > 0 && gave_up < execs, "{cov}");
+}
+
+// Handoff controls.
+
+#[test]
+fn control_handoff_ignore_conflicts_breaks_exclusion() {
+    control_in_process(
+        "control_handoff_ignore_conflicts",
+        handoff(two_exclusive()),
+        Some(2),
+        faults(|f| f.ignore_conflicts = true),
+        EXCLUSION,
+    );
+}
+
+/// A release that grants every waiter behind it: with two waiters on one range, the second
+/// is granted while the first holds.
+#[test]
+fn control_handoff_grant_conflicting_breaks_exclusion() {
+    control_in_process(
+        "control_handoff_grant_conflicting",
+        handoff(three_exclusive()),
+        Some(PREEMPTION_BOUND_3),
+        faults(|f| f.grant_conflicting = true),
+        EXCLUSION,
+    );
+}
+
+/// A timed-out waiter that withdraws without seeing that the release granted it in the
+/// meantime: its grant message is never consumed (loom gives up a timed wait at every point,
+/// so the grant in flight at the deadline is explored).
+#[test]
+fn control_handoff_timeout_ignores_grant_leaves_grant_message() {
+    control_in_process(
+        "control_handoff_timeout_ignores_grant",
+        handoff(Scenario::new(vec![vec![timed_x(0, 10)], vec![x(0, 10)]])),
+        None,
+        faults(|f| f.timeout_ignores_grant = true),
+        STALE_GRANT,
+    );
+}
+
+#[test]
+fn control_handoff_lose_grant_message_deadlocks() {
+    control_deadlock_in_child(
+        "control_handoff_lose_grant_message",
+        "child_handoff_lose_grant_message",
+        handoff(two_exclusive()),
+        Some(2),
+    );
+}
+
+#[test]
+#[ignore = "run in a child process by control_handoff_lose_grant_message_deadlocks"]
+fn child_handoff_lose_grant_message() {
+    if is_child("child_handoff_lose_grant_message") {
+        let sc = handoff(two_exclusive()).with_faults(faults(|f| f.lose_grant_message = true));
+        model("child_handoff_lose_grant_message", sc, Some(2));
     }
 }

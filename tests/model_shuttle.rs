@@ -29,13 +29,13 @@ mod workload;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use brlock::protocol::{Faults, WakePolicy};
+use brlock::protocol::{Algorithm, Faults, WakePolicy};
 use brlock::LockMode::{Exclusive, Shared};
 use shuttle::scheduler::{PctScheduler, RandomScheduler, Scheduler};
 use shuttle::{Config, FailurePersistence, MaxSteps, Runner};
 use workload::{
     check, expect_panic, no_hold, op, random_plans, simulate, x, Coverage, How, Mix, Scenario,
-    BYPASS, EXCLUSION, LEFTOVER, LONG, LOST_GRANT,
+    BYPASS, EXCLUSION, LEFTOVER, LONG, LOST_GRANT, STALE_GRANT,
 };
 
 /// Timeouts the model tests draw from: give up at the first failed attempt, or whenever a wait
@@ -242,7 +242,14 @@ fn control<S: Scheduler + 'static>(
         // The schedule of a failure is long and not needed here.
         run_with(name, broken, scheduler(), FailurePersistence::None);
     });
-    for other in [EXCLUSION, BYPASS, LEFTOVER, LOST_GRANT, "deadlock!"] {
+    for other in [
+        EXCLUSION,
+        BYPASS,
+        LEFTOVER,
+        LOST_GRANT,
+        STALE_GRANT,
+        "deadlock!",
+    ] {
         if other != expected {
             assert!(
                 !text.contains(other),
@@ -370,5 +377,130 @@ fn control_thousand_ranks_ignore_conflicts() {
         faults(|f| f.ignore_conflicts = true),
         || random(8, 1),
         EXCLUSION,
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The handoff algorithm: the same worlds and properties (plus, in `workload::check`, no grant
+// message left for the drain and no retries), and its own controls.
+
+fn handoff(sc: Scenario) -> Scenario {
+    sc.with_algorithm(Algorithm::Handoff)
+}
+
+/// Eight ranks on one range, mixed modes, every kind of request.
+fn eight_hot_range() -> Scenario {
+    let plans = (0..8)
+        .map(|r| {
+            let mode = if r % 3 == 0 { Shared } else { Exclusive };
+            vec![
+                op(How::Lock, 0, 10, mode),
+                op(How::Timeout(LONG), 0, 10, Exclusive),
+                x(0, 10),
+                op(How::Try, 0, 10, mode),
+            ]
+        })
+        .collect();
+    Scenario::new(plans)
+}
+
+#[test]
+fn handoff_eight_ranks_random_mix_random_scheduler() {
+    let sc = handoff(Scenario::new(random_plans(0x5EED_0008, 8, mix(6, 24, 8))));
+    let cov = run(
+        "handoff_eight_ranks_random_mix_random_scheduler",
+        sc,
+        random(8, 4000),
+    );
+    assert_exercised(&cov);
+}
+
+#[test]
+fn handoff_eight_ranks_random_mix_pct_depth_3() {
+    let sc = handoff(Scenario::new(random_plans(0x5EED_1008, 8, mix(6, 24, 8))));
+    let cov = run(
+        "handoff_eight_ranks_random_mix_pct_depth_3",
+        sc,
+        pct(9, 3, 4000),
+    );
+    assert_exercised(&cov);
+}
+
+#[test]
+fn handoff_eight_ranks_hot_range_pct_depth_2() {
+    let cov = run(
+        "handoff_eight_ranks_hot_range_pct_depth_2",
+        handoff(eight_hot_range()),
+        pct(10, 2, 3000),
+    );
+    assert_exercised(&cov);
+}
+
+#[test]
+fn handoff_sixty_four_ranks_random_mix() {
+    let sc = handoff(Scenario::new(random_plans(
+        0x5EED_0064,
+        64,
+        mix(4, 192, 10),
+    )));
+    let cov = run("handoff_sixty_four_ranks_random_mix", sc, random(64, 300));
+    assert_exercised(&cov);
+}
+
+#[test]
+fn handoff_thousand_ranks_dense_random_scheduler() {
+    let sc = handoff(thousand_ranks(0x5EED_2000, 2, 500));
+    let cov = run(
+        "handoff_thousand_ranks_dense_random_scheduler",
+        sc,
+        random(1001, 8),
+    );
+    assert_exercised(&cov);
+}
+
+#[test]
+fn control_handoff_ignore_conflicts_breaks_exclusion() {
+    control(
+        "control_handoff_ignore_conflicts",
+        handoff(four_exclusive_twice()),
+        faults(|f| f.ignore_conflicts = true),
+        || pct(1, 2, 200),
+        EXCLUSION,
+    );
+}
+
+#[test]
+fn control_handoff_grant_conflicting_breaks_exclusion() {
+    control(
+        "control_handoff_grant_conflicting",
+        handoff(four_exclusive_twice()),
+        faults(|f| f.grant_conflicting = true),
+        || random(11, 500),
+        EXCLUSION,
+    );
+}
+
+#[test]
+fn control_handoff_lose_grant_message_deadlocks() {
+    control(
+        "control_handoff_lose_grant_message",
+        handoff(four_exclusive_twice()),
+        faults(|f| f.lose_grant_message = true),
+        || random(12, 200),
+        "deadlock!",
+    );
+}
+
+/// Each rank's timed request is its last, so the ignored grant's message is left for the
+/// drain (an earlier one would be taken by the rank's next wait for its own grant).
+#[test]
+fn control_handoff_timeout_ignores_grant_leaves_grant_message() {
+    let plan = vec![x(0, 10), op(How::Timeout(LONG), 0, 10, Exclusive)];
+    control(
+        "control_handoff_timeout_ignores_grant",
+        handoff(Scenario::new(vec![plan; 4])),
+        faults(|f| f.timeout_ignores_grant = true),
+        || random(13, 2000),
+        STALE_GRANT,
     );
 }

@@ -20,7 +20,7 @@ mod workload;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use brlock::protocol::{Faults, WakePolicy};
+use brlock::protocol::{Algorithm, Faults, WakePolicy};
 use workload::{check, random_plans, simulate, x, Mix, Outcome, Scenario};
 
 /// How long a whole run may take before the watchdog calls it a deadlock. Generous: the runs
@@ -104,6 +104,26 @@ fn sixteen_ranks_random_mix() {
         let sc = Scenario::new(random_plans(seed, 16, mix(300, 64, 16, 15, 15)));
         let out = run(
             &format!("sixteen_ranks_random_mix seed {seed}"),
+            sc,
+            brief_hold,
+        );
+        check(&out);
+        assert!(
+            out.waits() > 0 && out.gave_up() > 0,
+            "no contention: {out:?}"
+        );
+    }
+}
+
+/// The handoff algorithm on real threads with real timeouts (which race with grants in
+/// flight): every property, no grant message left over, no retries.
+#[test]
+fn sixteen_ranks_random_mix_handoff() {
+    for seed in [1_u64, 2, 3] {
+        let sc = Scenario::new(random_plans(seed, 16, mix(300, 64, 16, 15, 15)))
+            .with_algorithm(Algorithm::Handoff);
+        let out = run(
+            &format!("sixteen_ranks_random_mix_handoff seed {seed}"),
             sc,
             brief_hold,
         );

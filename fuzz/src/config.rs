@@ -187,6 +187,7 @@ fn lock_check(u: &mut Unstructured<'_>, ranks: i32) -> Result<()> {
         try_percent: edgy_u64(u)?,
         timeout: duration(u)?,
         busy_home_ms: edgy_u64(u)?,
+        algorithm: choice(u)?,
     };
     let ok = validated(&c, ranks);
     if c.file.is_some() && c.backend.fcntl_kind().is_none() {
@@ -254,6 +255,7 @@ fn lock_bench(u: &mut Unstructured<'_>, ranks: i32) -> Result<()> {
         warmup: edgy_u64(u)?,
         seed: u.arbitrary()?,
         home: edgy_i32(u)?,
+        algorithm: choice(u)?,
     };
     let ok = validated(&c, ranks);
     if c.backend == LockBackend::None || !(0..ranks).contains(&c.home) {

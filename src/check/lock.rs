@@ -26,6 +26,7 @@ use crate::choice::choice;
 use crate::collective::{agree_result, path_from, split_path};
 use crate::error::{Error, Result};
 use crate::lock::{FcntlKind, FcntlLock, NoLock, RmaLock};
+use crate::protocol::Algorithm;
 use crate::protocol::{Drained, Stats};
 
 choice! {
@@ -171,6 +172,8 @@ pub struct LockCheck {
     pub timeout: Duration,
     /// Halfway through, keep the home rank busy outside MPI for this many milliseconds.
     pub busy_home_ms: u64,
+    /// The one-sided service's algorithm.
+    pub algorithm: Algorithm,
 }
 
 impl Check for LockCheck {
@@ -231,6 +234,8 @@ pub struct LockReport {
     pub iters: u64,
     /// The lock table's rank.
     pub home: i32,
+    /// The one-sided service's algorithm (`rma` backend only).
+    pub algorithm: Option<Algorithm>,
     /// The lock file rank 0 used (fcntl backends).
     pub lock_file: Option<String>,
     /// Ranges granted, all ranks.
@@ -277,10 +282,15 @@ impl std::fmt::Display for LockReport {
         if let Some(path) = &self.lock_file {
             writeln!(f, "check lock: lock file {path}")?;
         }
+        let algorithm = self
+            .algorithm
+            .map_or(String::new(), |a| format!(" (algorithm {a})"));
+        let per = |n: u64| n as f64 / self.acquisitions.max(1) as f64;
         write!(
             f,
-            "check lock: backend {:?}, pattern {:?}, mode {:?}, {} ranks: {} acquisitions, \
+            "check lock: backend {:?}{algorithm}, pattern {:?}, mode {:?}, {} ranks: {} acquisitions, \
              {} violations, max bypass {}, {} leftover messages ({} stale wake-ups drained), \
+             {:.2} epochs and {:.2} messages per acquisition, \
              lock p50 {:.1} us, p99 {:.1} us, max {:.1} us, {:.0} ops/s: {}",
             self.backend,
             self.pattern,
@@ -291,6 +301,8 @@ impl std::fmt::Display for LockReport {
             self.max_bypass,
             self.leftover_messages,
             self.stale_wakeups_drained,
+            per(self.epochs),
+            per(self.wakeups_sent),
             self.lock_us.p50,
             self.lock_us.p99,
             self.lock_us.max,
@@ -352,7 +364,8 @@ impl Run for PreparedLockCheck {
         checker.comm().barrier();
         let started = Instant::now();
         let driven = match (args.backend, self.lock_file.as_mut()) {
-            (LockBackend::Rma, _) => RmaLock::open(comm, args.home).and_then(|mut lock| {
+            (LockBackend::Rma, _) => RmaLock::open(comm, args.home).and_then(|lock| {
+                let mut lock = lock.with_algorithm(args.algorithm);
                 let driven = drive(&cfg, &mut lock, &checker, &mut records);
                 // Every rank's loop is over (the agreement waits for all): shut down together.
                 let driven = agree_result(checker.comm(), "acquire and release", driven);
@@ -436,6 +449,7 @@ impl PreparedLockCheck {
             ranks,
             iters: args.iters,
             home: args.home,
+            algorithm: (args.backend == LockBackend::Rma).then_some(args.algorithm),
             lock_file,
             acquisitions,
             violations,

@@ -4,7 +4,11 @@ use std::time::Instant;
 
 use tracing::field::Empty;
 
-use super::{blocks_with, Drained, Faults, Request, Slot, State, Transport, NO_TICKET, SLOT_WORDS};
+use super::handoff;
+use super::{
+    blocks_with, Algorithm, Drained, Faults, Request, Slot, SlotWrites, State, Transport,
+    NO_TICKET, SLOT_WORDS,
+};
 use crate::error::{ensure_free, Error, Result};
 use crate::range::{ByteRange, LockMode};
 
@@ -92,6 +96,10 @@ pub struct LockClient<T: Transport> {
     last_ticket: Option<u64>,
     stats: Stats,
     wake_policy: WakePolicy,
+    algorithm: Algorithm,
+    /// Handoff: grant messages still to come for requests that failed after being granted
+    /// (an error path); the next waits skip that many messages.
+    stale_grants: u64,
     faults: Faults,
     /// Set when a transport failure may have left this rank's slot non-idle.
     broken: Option<String>,
@@ -112,6 +120,8 @@ impl<T: Transport> LockClient<T> {
             last_ticket: None,
             stats: Stats::default(),
             wake_policy: WakePolicy::default(),
+            algorithm: Algorithm::default(),
+            stale_grants: 0,
             faults: Faults::default(),
             broken: None,
             shut_down: false,
@@ -122,6 +132,18 @@ impl<T: Transport> LockClient<T> {
     pub fn with_wake_policy(mut self, policy: WakePolicy) -> Self {
         self.wake_policy = policy;
         self
+    }
+
+    /// Runs `algorithm` from now on (call before the first request; every rank of a service
+    /// must run the same one).
+    pub fn with_algorithm(mut self, algorithm: Algorithm) -> Self {
+        self.algorithm = algorithm;
+        self
+    }
+
+    /// The algorithm this client runs.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
     }
 
     /// Runs a deliberately broken protocol variant (the model checks' negative controls).
@@ -311,7 +333,10 @@ impl<T: Transport> LockClient<T> {
         // the span is recorded.
         let started = (!span.is_disabled()).then(Instant::now);
         let mut ticket = NO_TICKET;
-        let outcome = self.acquire_loop(range, mode, patience, &mut ticket);
+        let outcome = match self.algorithm {
+            Algorithm::Tr2005 => self.acquire_loop(range, mode, patience, &mut ticket),
+            Algorithm::Handoff => self.handoff_acquire(range, mode, patience, &mut ticket),
+        };
         let retries = match &outcome {
             Ok((_, retries)) => *retries,
             Err(_) => 0,
@@ -345,7 +370,14 @@ impl<T: Transport> LockClient<T> {
                     mode,
                     ticket,
                 };
-                if let Err(e2) = self.clear_and_wake(&me, true) {
+                let cleared = match self.algorithm {
+                    Algorithm::Tr2005 => self.clear_and_wake(&me, true).map(|_| ()),
+                    Algorithm::Handoff => self.withdraw(&me, false).map(|granted| {
+                        // Its grant message is still to come: not for a later request.
+                        self.stale_grants += u64::from(granted);
+                    }),
+                };
+                if let Err(e2) = cleared {
                     self.broken = Some(format!(
                         "acquire failed ({e}) and clearing the slot failed too ({e2})"
                     ));
@@ -412,6 +444,153 @@ impl<T: Transport> LockClient<T> {
         }
     }
 
+    /// One decided epoch ([`Transport::transact`]).
+    fn transact(
+        &mut self,
+        take_ticket: bool,
+        decide: &mut dyn FnMut(u64, &mut [u64]) -> SlotWrites,
+    ) -> Result<u64> {
+        self.stats.epochs += 1;
+        self.transport
+            .transact(take_ticket, &mut self.table, decide)
+    }
+
+    /// Handoff: send each granted rank its "you hold it" message.
+    fn send_grants(&mut self, granted: &[usize]) -> Result<u64> {
+        if self.faults.lose_grant_message {
+            return Ok(0);
+        }
+        for &r in granted {
+            self.transport.send_wakeup(r)?;
+            self.sent[r] += 1;
+        }
+        let n = granted.len() as u64;
+        self.stats.wakeups_sent += n;
+        Ok(n)
+    }
+
+    /// Handoff: wait for this rank's grant message until `deadline`. Returns whether it came.
+    fn receive_grant(&mut self, deadline: Option<Instant>) -> Result<bool> {
+        loop {
+            if !self.transport.wait_wakeup(deadline)? {
+                return Ok(false);
+            }
+            self.received += 1;
+            self.stats.wakeups_received += 1;
+            if self.stale_grants == 0 {
+                return Ok(true);
+            }
+            self.stale_grants -= 1;
+        }
+    }
+
+    /// Handoff acquire: take the ticket and decide in one epoch; if blocked, wait for the
+    /// grant, which arrives with the range already held. Returns (granted, retries = 0).
+    fn handoff_acquire(
+        &mut self,
+        range: ByteRange,
+        mode: LockMode,
+        patience: Patience,
+        ticket: &mut u64,
+    ) -> Result<(bool, u64)> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Decided {
+            Held,
+            Refused,
+            Waiting,
+        }
+        let (rank, faults) = (self.rank, self.faults);
+        let mut decided = Decided::Refused;
+        let taken = self.transact(true, &mut |t, table| {
+            let me = Request {
+                range,
+                mode,
+                ticket: t,
+            };
+            let state = if handoff::admissible(&me, rank, table, faults) {
+                decided = Decided::Held;
+                State::Active
+            } else if patience == Patience::Never {
+                // A failed try_lock publishes nothing.
+                decided = Decided::Refused;
+                return SlotWrites::new();
+            } else {
+                decided = Decided::Waiting;
+                State::Waiting
+            };
+            vec![(rank, Slot::request(state, range, mode, t).encode())]
+        })?;
+        *ticket = taken;
+        self.last_ticket = Some(taken);
+        match decided {
+            Decided::Held => return Ok((true, 0)),
+            Decided::Refused => return Ok((false, 0)),
+            Decided::Waiting => {}
+        }
+        self.stats.waits += 1;
+        if self.receive_grant(patience.deadline())? {
+            return Ok((true, 0));
+        }
+        // Timed out: withdraw, unless a grant is already on its way; then it is ours.
+        let me = Request {
+            range,
+            mode,
+            ticket: taken,
+        };
+        if self.withdraw(&me, true)? {
+            if !self.receive_grant(None)? {
+                return Err(Error::Poisoned(
+                    "a granted waiter's grant message never arrived".into(),
+                ));
+            }
+            return Ok((true, 0));
+        }
+        Ok((false, 0))
+    }
+
+    /// Handoff: in one epoch, read this rank's slot; if a releaser has already granted it (its
+    /// slot is ACTIVE with `me`'s ticket) and `keep` is set, change nothing and return true.
+    /// Otherwise clear the slot, grant the waiters that unblocks and send their messages;
+    /// returns whether the slot had been granted.
+    fn withdraw(&mut self, me: &Request, keep: bool) -> Result<bool> {
+        let (rank, faults) = (self.rank, self.faults);
+        let mut was_granted = false;
+        let mut granted = Vec::new();
+        let me = *me;
+        self.transact(false, &mut |_, table| {
+            let own = handoff::slot(table, rank);
+            was_granted = own.state == State::Active
+                && own.ticket == me.ticket
+                && !faults.timeout_ignores_grant;
+            if was_granted && keep {
+                return SlotWrites::new();
+            }
+            table[rank * SLOT_WORDS..(rank + 1) * SLOT_WORDS].copy_from_slice(&Slot::IDLE.encode());
+            granted = handoff::grant_waiters(table, (me.range, me.mode), faults);
+            let mut writes = vec![(rank, Slot::IDLE.encode())];
+            writes.extend(granted.iter().map(|&r| (r, active_words(table, r))));
+            writes
+        })?;
+        self.send_grants(&granted)?;
+        Ok(was_granted)
+    }
+
+    /// Handoff release: clear this rank's slot and grant, in the same epoch, the waiters that
+    /// unblocks; then send each its message. Returns how many were granted.
+    fn leave_and_grant(&mut self, me: &Request) -> Result<u64> {
+        let (rank, faults) = (self.rank, self.faults);
+        let mut granted = Vec::new();
+        let me = *me;
+        self.transact(false, &mut |_, table| {
+            table[rank * SLOT_WORDS..(rank + 1) * SLOT_WORDS].copy_from_slice(&Slot::IDLE.encode());
+            granted = handoff::grant_waiters(table, (me.range, me.mode), faults);
+            let mut writes = vec![(rank, Slot::IDLE.encode())];
+            writes.extend(granted.iter().map(|&r| (r, active_words(table, r))));
+            writes
+        })?;
+        self.send_grants(&granted)
+    }
+
     /// Releases the range held, waking the waiters it unblocks.
     ///
     /// # Errors
@@ -430,7 +609,11 @@ impl<T: Transport> LockClient<T> {
             mode,
             ticket: NO_TICKET,
         };
-        match self.clear_and_wake(&me, !self.faults.skip_release_wakeups) {
+        let outcome = match self.algorithm {
+            Algorithm::Tr2005 => self.clear_and_wake(&me, !self.faults.skip_release_wakeups),
+            Algorithm::Handoff => self.leave_and_grant(&me),
+        };
+        match outcome {
             Ok(woken) => {
                 span.record("wakeups", woken);
                 Ok(())
@@ -441,6 +624,11 @@ impl<T: Transport> LockClient<T> {
             }
         }
     }
+}
+
+/// Rank `r`'s slot words in `table` (already marked ACTIVE by the grant pass).
+fn active_words(table: &[u64], r: usize) -> [u64; SLOT_WORDS] {
+    handoff::slot(table, r).encode()
 }
 
 impl<T: Transport> Drop for LockClient<T> {

@@ -21,4 +21,14 @@ pub struct Faults {
     /// Release and give-up wake only the oldest conflicting waiter, even when younger ones
     /// wait for other ranges that nothing else blocks: they sleep forever (deadlock).
     pub wake_oldest_only: bool,
+    /// Handoff: a release's grant pass ignores holders, granting a waiter that conflicts with
+    /// one: breaks mutual exclusion.
+    pub grant_conflicting: bool,
+    /// Handoff: a grant is written into the waiter's slot but its message is never sent: the
+    /// waiter sleeps forever (deadlock).
+    pub lose_grant_message: bool,
+    /// Handoff: a timed-out waiter withdraws without looking whether it was granted in the
+    /// meantime, leaving the grant message unconsumed (caught as a stale message drained at
+    /// shutdown, or as a later request taking it for its own grant).
+    pub timeout_ignores_grant: bool,
 }

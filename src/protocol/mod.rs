@@ -12,6 +12,9 @@
 //!   being granted;
 //! * [`Transport`], what the protocol needs from the world (the table window and the wake-up
 //!   channel), implemented in [`crate::transport`];
+//! * [`Algorithm`]: the 2005 algorithm (attempt, retreat, wake, retry) or the handoff
+//!   algorithm (decide in one epoch, a release grants directly), both driven by the same
+//!   client over the same transports;
 //! * [`LockClient`], the driver that runs the protocol over any [`Transport`], with its
 //!   [`WakePolicy`] (the 2005 algorithm's wake-everyone release is one of them) and, with the
 //!   `testing` feature, `Faults`: deliberately broken variants for the model checks.
@@ -20,6 +23,7 @@
 
 mod client;
 mod faults;
+mod handoff;
 mod transport;
 
 pub use client::{LockClient, Patience, Stats, WakePolicy};
@@ -27,9 +31,23 @@ pub use client::{LockClient, Patience, Stats, WakePolicy};
 pub use faults::Faults;
 #[cfg(not(feature = "testing"))]
 pub(crate) use faults::Faults;
-pub use transport::{Drained, Transport};
+pub use transport::{Drained, SlotWrites, Transport};
 
+use crate::choice::choice;
 use crate::range::{self, ByteRange, LockMode};
+
+choice! {
+    /// Which lock algorithm a [`LockClient`] runs (`docs/protocol.md`). Both use the same table,
+    /// tickets and wake-up channel, and keep the same promises (mutual exclusion, no deadlock,
+    /// bypass 0, exact accounting); they differ in cost under contention.
+    #[derive(Default)]
+    pub enum Algorithm {
+        /// Decide once, hand off directly: one epoch per acquire and per release; a release grants the range to the waiters it unblocks.
+        Handoff = "handoff" (default),
+        /// Thakur, Ross and Latham 2005 with tickets: attempt, retreat, wait for a wake-up, retry.
+        Tr2005 = "tr2005",
+    }
+}
 
 /// Words (u64) per slot in the table.
 pub const SLOT_WORDS: usize = 4;

@@ -10,6 +10,10 @@
 //! * Wake-ups: zero-byte messages with tag [`WAKE_TAG`] on a duplicate of the user's
 //!   communicator, so they can never match the application's receives.
 //!
+//! * A decided epoch ([`Transport::transact`], the handoff algorithm): the same exclusive
+//!   epoch with the ticket's `MPI_Fetch_and_op` and one `MPI_Get` of every slot, completed
+//!   by `MPI_Win_flush`, then one `MPI_Put` per slot the protocol decided to write.
+//!
 //! Progress: with Open MPI's `osc sm` the home rank need not enter MPI for others' epochs to
 //! complete; with `osc pt2pt` (and `ucx`) it must. See `docs/protocol.md`, "Progress".
 
@@ -21,7 +25,7 @@ use mpi::traits::CommunicatorCollectives;
 
 use crate::error::{Error, Result};
 use crate::protocol::{
-    slot_offset, table_words, Drained, Transport, NO_TICKET, SLOT_WORDS, TICKET_WORD,
+    slot_offset, table_words, Drained, SlotWrites, Transport, NO_TICKET, SLOT_WORDS, TICKET_WORD,
 };
 use crate::sys::{LockKind, Op, OwnedComm, Window};
 
@@ -139,6 +143,36 @@ impl Transport for RmaTransport {
                 }
                 Ok(())
             })?;
+        Ok(ticket)
+    }
+
+    fn transact(
+        &mut self,
+        take_ticket: bool,
+        table: &mut [u64],
+        decide: &mut dyn FnMut(u64, &mut [u64]) -> SlotWrites,
+    ) -> Result<u64> {
+        let one = 1u64;
+        let mut ticket = NO_TICKET;
+        // Outlives the epoch, as the puts' buffers must.
+        let mut writes = SlotWrites::new();
+        let live = self.live()?;
+        live.window.with_lock(self.home, LockKind::Exclusive, |e| {
+            // Read (and take the ticket), and complete both before deciding: the puts below
+            // may hit words just read, which needs the flush in between.
+            e.flushed(|e| {
+                if take_ticket {
+                    e.fetch_and_op(&one, &mut ticket, TICKET_WORD, Op::Sum)?;
+                }
+                e.get(table, slot_offset(0))
+            })?;
+            writes = decide(ticket, table);
+            let writes = &writes;
+            for (rank, words) in writes {
+                e.put(words, slot_offset(*rank))?;
+            }
+            Ok(())
+        })?;
         Ok(ticket)
     }
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use crate::error::Result;
 use crate::protocol::{
-    slot_offset, table_words, Drained, Transport, NO_TICKET, SLOT_WORDS, TICKET_WORD,
+    slot_offset, table_words, Drained, SlotWrites, Transport, NO_TICKET, SLOT_WORDS, TICKET_WORD,
 };
 use crate::sync::{self, thread, Arc, Condvar, Mutex};
 
@@ -130,6 +130,28 @@ impl Transport for SimTransport {
             NO_TICKET
         };
         table.copy_from_slice(&shared[slot_offset(0)..]);
+        Ok(ticket)
+    }
+
+    fn transact(
+        &mut self,
+        take_ticket: bool,
+        table: &mut [u64],
+        decide: &mut dyn FnMut(u64, &mut [u64]) -> SlotWrites,
+    ) -> Result<u64> {
+        let mut shared = sync::lock(&self.world.table);
+        let ticket = if take_ticket {
+            let t = shared[TICKET_WORD];
+            shared[TICKET_WORD] = t + 1;
+            t
+        } else {
+            NO_TICKET
+        };
+        table.copy_from_slice(&shared[slot_offset(0)..]);
+        for (rank, words) in decide(ticket, table) {
+            let at = slot_offset(rank);
+            shared[at..at + SLOT_WORDS].copy_from_slice(&words);
+        }
         Ok(ticket)
     }
 

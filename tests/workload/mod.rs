@@ -25,8 +25,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use brlock::check::verify::{Observed, Observer};
+use brlock::protocol::{Algorithm, Faults, LockClient, Stats, WakePolicy};
 use brlock::protocol::{Drained, Transport};
-use brlock::protocol::{Faults, LockClient, Stats, WakePolicy};
 use brlock::transport::sim::run_ranks;
 use brlock::{ByteRange, LockMode, RangeLock};
 
@@ -39,6 +39,9 @@ pub const LEFTOVER: &str = "wake-ups left over at shutdown";
 /// Panic message prefix of a `lock` that returned without the range, or grant bookkeeping
 /// that does not add up.
 pub const LOST_GRANT: &str = "grant accounting broken";
+/// Handoff only: every message is a grant its waiter consumes, so none may be drained at
+/// shutdown, and no request retries.
+pub const STALE_GRANT: &str = "handoff grant message not consumed by its waiter";
 
 /// How a request is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +98,8 @@ pub struct Scenario {
     pub faults: Faults,
     /// Which waiters a release wakes.
     pub wake: WakePolicy,
+    /// The algorithm ([`Scenario::new`]: the 2005 one, whose controls are the older ones).
+    pub algorithm: Algorithm,
 }
 
 impl Scenario {
@@ -104,7 +109,14 @@ impl Scenario {
             plans,
             faults: Faults::default(),
             wake: WakePolicy::default(),
+            algorithm: Algorithm::Tr2005,
         }
+    }
+
+    /// The same plans run by `algorithm`.
+    pub fn with_algorithm(mut self, algorithm: Algorithm) -> Self {
+        self.algorithm = algorithm;
+        self
     }
 
     /// The same plans with releases that wake by `wake`.
@@ -148,13 +160,14 @@ pub fn run_rank<T: Transport>(
     t: T,
     obs: &Observer,
     ops: &[Op],
-    variant: (Faults, WakePolicy),
+    variant: (Faults, WakePolicy, Algorithm),
     hold: fn(usize),
 ) -> RankReport {
     let rank = t.rank();
     let mut client = LockClient::new(t)
         .with_faults(variant.0)
-        .with_wake_policy(variant.1);
+        .with_wake_policy(variant.1)
+        .with_algorithm(variant.2);
     let (mut locks, mut granted, mut gave_up) = (0, 0, 0);
     for op in ops {
         let arrival = obs.arriving();
@@ -215,6 +228,8 @@ pub struct Outcome {
     pub observed: Observed,
     /// Per-rank reports, in rank order.
     pub reports: Vec<RankReport>,
+    /// The algorithm that ran.
+    pub algorithm: Algorithm,
 }
 
 impl Outcome {
@@ -261,7 +276,7 @@ pub fn simulate(sc: &Scenario, hold: fn(usize)) -> Outcome {
     let obs = Observer::new(n);
     let rank_obs = obs.clone();
     let plans = sc.plans.clone();
-    let variant = (sc.faults, sc.wake);
+    let variant = (sc.faults, sc.wake, sc.algorithm);
     let reports = run_ranks(n, move |t| {
         let r = t.rank();
         run_rank(t, &rank_obs, &plans[r], variant, hold)
@@ -269,11 +284,12 @@ pub fn simulate(sc: &Scenario, hold: fn(usize)) -> Outcome {
     Outcome {
         observed: obs.observed(),
         reports,
+        algorithm: sc.algorithm,
     }
 }
 
 /// Assert every promise except deadlock freedom on `out`, panicking with [`EXCLUSION`],
-/// [`BYPASS`], [`LEFTOVER`] or [`LOST_GRANT`].
+/// [`BYPASS`], [`LEFTOVER`], [`LOST_GRANT`] or (handoff) [`STALE_GRANT`].
 pub fn check(out: &Outcome) {
     let grants = &out.observed.grants;
     assert!(
@@ -296,6 +312,15 @@ pub fn check(out: &Outcome) {
             r.drained,
             r.stats
         );
+        if out.algorithm == Algorithm::Handoff {
+            assert!(
+                r.drained.drained == 0 && r.stats.retries == 0,
+                "{STALE_GRANT}: rank {}: {:?}, {:?}",
+                r.rank,
+                r.drained,
+                r.stats
+            );
+        }
         assert!(
             r.granted >= r.locks && r.stats.acquisitions == r.granted,
             "{LOST_GRANT}: rank {}: {r:?}",

@@ -11,6 +11,7 @@ use crate::output::exec;
 use brlock::check::bench::lock::LockBench;
 use brlock::check::lock::LockBackend;
 use brlock::check::workload::{ModeMix, Pattern};
+use brlock::protocol::Algorithm;
 use brlock::runtime::Runtime;
 use brlock::Result;
 
@@ -52,6 +53,9 @@ pub struct LockBenchArgs {
     /// Rank that holds the lock table (and the raw phase's table).
     #[arg(long, default_value_t = 0)]
     home: i32,
+    /// The one-sided service's algorithm (--backend rma).
+    #[arg(long, value_parser = choice::<Algorithm>(), default_value_t = Algorithm::default())]
+    algorithm: Algorithm,
     #[command(flatten)]
     output: Json,
 }
@@ -72,6 +76,7 @@ pub fn run(rt: &Runtime, args: &LockBenchArgs) -> Result<ExitCode> {
         warmup: args.warmup,
         seed: args.seed,
         home: args.home,
+        algorithm: args.algorithm,
     };
     exec(rt, bench, args.output.json)
 }

@@ -11,6 +11,7 @@ use crate::args::{choice, Json};
 use crate::output::exec;
 use brlock::check::lock::{LockBackend, LockCheck};
 use brlock::check::workload::{ModeMix, Pattern};
+use brlock::protocol::Algorithm;
 use brlock::runtime::Runtime;
 use brlock::Result;
 
@@ -56,6 +57,9 @@ pub struct LockCheckArgs {
     /// most an hour).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
     busy_home_ms: u64,
+    /// The one-sided service's algorithm (--backend rma).
+    #[arg(long, value_parser = choice::<Algorithm>(), default_value_t = Algorithm::default())]
+    algorithm: Algorithm,
     #[command(flatten)]
     output: Json,
 }
@@ -74,6 +78,7 @@ pub fn run(rt: &Runtime, args: &LockCheckArgs) -> Result<ExitCode> {
         hold: Duration::from_micros(args.hold_us),
         file: args.file.clone(),
         home: args.home,
+        algorithm: args.algorithm,
         try_percent: args.try_percent,
         timeout: Duration::from_micros(args.timeout_us),
         busy_home_ms: args.busy_home_ms,

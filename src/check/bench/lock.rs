@@ -42,6 +42,7 @@ use crate::check::{mpi_library, requested_osc, Check, Outcome, Run};
 use crate::collective::agree_result;
 use crate::error::{Error, Result};
 use crate::lock::{RangeLock, RmaLock};
+use crate::protocol::Algorithm;
 use crate::protocol::{Slot, State, Stats, Transport, NO_TICKET, SLOT_WORDS};
 use crate::transport::rma::RmaTransport;
 
@@ -71,6 +72,8 @@ pub struct LockBench {
     pub seed: u64,
     /// Rank that holds the lock table (and the raw phase's table).
     pub home: Rank,
+    /// The one-sided service's algorithm.
+    pub algorithm: Algorithm,
 }
 
 /// The report: one object on rank 0. Latencies are in microseconds, merged over all ranks'
@@ -97,6 +100,8 @@ pub struct LockBenchReport {
     pub seed: u64,
     /// The lock table's rank.
     pub home: i32,
+    /// The one-sided service's algorithm (one-sided service only).
+    pub algorithm: Option<Algorithm>,
     /// Timed operations of all ranks.
     pub operations: u64,
     /// Wall time of the timed lock phase, barrier to barrier, the longest over ranks.
@@ -127,6 +132,8 @@ pub struct LockBenchReport {
     pub leftover_messages: Option<u64>,
     /// Table epochs per timed operation (one-sided service only; 2 when uncontended).
     pub epochs_per_op: Option<f64>,
+    /// Wake-up (handoff: grant) messages per timed operation (one-sided service only).
+    pub messages_per_op: Option<f64>,
     /// Failed grant attempts followed by another (one-sided service only).
     pub retries: Option<u64>,
     /// Times a rank blocked for a wake-up (one-sided service only).
@@ -283,14 +290,15 @@ impl Run for PreparedLockBench {
             stats.epochs,
             stats.retries,
             stats.waits,
+            stats.wakeups_sent,
         ];
-        let mut sums = [0u64; 5];
+        let mut sums = [0u64; 6];
         world.all_reduce_into(&mine[..], &mut sums[..], SystemOperation::sum());
         let mut seconds = 0.0f64;
         world.all_reduce_into(&phase.seconds, &mut seconds, SystemOperation::max());
         let records = gather_records(world, &phase.records);
         checker.free()?;
-        let [violations, leftover, epochs, retries, waits] = sums;
+        let [violations, leftover, epochs, retries, waits, messages] = sums;
         let ok = violations == 0 && leftover == 0;
 
         let (Some(records), Some(raw_spaced), Some(raw_back_to_back)) =
@@ -321,6 +329,7 @@ impl Run for PreparedLockBench {
             hold_us: args.hold_us,
             seed: args.seed,
             home: args.home,
+            algorithm: rma.then_some(args.algorithm),
             operations,
             seconds,
             ops_per_s: operations as f64 / seconds.max(1e-9),
@@ -336,6 +345,7 @@ impl Run for PreparedLockBench {
             violations,
             leftover_messages: rma.then_some(leftover),
             epochs_per_op: rma.then(|| epochs as f64 / operations.max(1) as f64),
+            messages_per_op: rma.then(|| messages as f64 / operations.max(1) as f64),
             retries: rma.then_some(retries),
             waits: rma.then_some(waits),
             file: file.or_else(|| args.file.as_deref().map(made_absolute)),
@@ -380,11 +390,18 @@ impl fmt::Display for LockBenchReport {
             (Some(file), None) => format!(", file {file}"),
             _ => String::new(),
         };
+        let algorithm = r
+            .algorithm
+            .map_or(String::new(), |a| format!(" (algorithm {a})"));
+        let costs = match (r.epochs_per_op, r.messages_per_op) {
+            (Some(e), Some(m)) => format!("; {e:.2} epochs and {m:.2} messages per lock+unlock"),
+            _ => String::new(),
+        };
         write!(
             f,
-            "bench lock: backend {:?}, pattern {:?}, mode {:?}, {} ranks x {} ops{file}: \
+            "bench lock: backend {:?}{algorithm}, pattern {:?}, mode {:?}, {} ranks x {} ops{file}: \
              lock+unlock mean {:.2} us{ratio}, p50 {:.2}, p99 {:.2}, max {:.1}; \
-             raw epoch pair mean {:.2} us, p50 {:.2}; {:.0} ops/s; {} violations: {}",
+             raw epoch pair mean {:.2} us, p50 {:.2}; {:.0} ops/s{costs}; {} violations: {}",
             r.backend,
             r.pattern,
             r.mode,
@@ -417,7 +434,7 @@ fn phases(
     let phase = match lock_file {
         Some(file) => lock_phase(args.warmup, cfg, &mut file.lock, checker, |_| None)?,
         None => {
-            let mut lock = RmaLock::open(world, args.home)?;
+            let mut lock = RmaLock::open(world, args.home)?.with_algorithm(args.algorithm);
             let phase = lock_phase(args.warmup, cfg, &mut lock, checker, |l| Some(l.stats()));
             let drained = agree_result(world, "shut the lock service down", lock.shutdown());
             let mut phase = phase?;
