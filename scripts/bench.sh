@@ -51,6 +51,9 @@
 #   BRLOCK_BENCH_TIMEOUT    seconds one configuration may take (default 300)
 #   BRLOCK_BENCH_FS         file systems to run (default "local gluster")
 #   BRLOCK_BENCH_RANKS, BRLOCK_BENCH_PATTERNS, BRLOCK_BENCH_BACKENDS   override the matrix
+#                           (backends: rma, rma-tr2005 = the one-sided service running the
+#                           2005 algorithm instead of the default handoff, rma-hK = handoff
+#                           sharded over K home ranks, fcntl, ofd)
 #   BRLOCK_BENCH_ITERS_RMA, BRLOCK_BENCH_ITERS_LOCAL, BRLOCK_BENCH_ITERS_GLUSTER
 #                           override the iterations per rank (fcntl/ofd local and gluster)
 #   BRLOCK_BENCH_WARMUP, BRLOCK_BENCH_MODE (exclusive|shared|mixed), BRLOCK_BENCH_HOLD_US
@@ -367,7 +370,7 @@ total=${#configs[@]}
 
 iters_for() {
     local fs=$1 backend=$2
-    if [[ "$backend" == rma ]]; then
+    if [[ "$backend" == rma* ]]; then
         echo "$iters_rma"
     elif [[ "$fs" == gluster ]]; then
         echo "$iters_gluster"
@@ -416,7 +419,15 @@ run_config() {
     local yield=0
     ((ranks > cores)) && yield=1
     local launch=(mpirun --oversubscribe --mca osc "$osc" --mca mpi_yield_when_idle "$yield" -n "$ranks")
-    local args=(bench lock --backend "$backend" --pattern "$pattern" --mode "$mode" --iters "$iters"
+    # rma-tr2005: the one-sided service running the 2005 algorithm (rma runs the default,
+    # handoff); rma-hK: handoff sharded over K homes. The report's "algorithm" and "homes"
+    # fields tell them apart.
+    local as=("--backend" "$backend")
+    case "$backend" in
+        rma-tr2005) as=(--backend rma --algorithm tr2005) ;;
+        rma-h[0-9]*) as=(--backend rma --homes "${backend#rma-h}") ;;
+    esac
+    local args=(bench lock "${as[@]}" --pattern "$pattern" --mode "$mode" --iters "$iters"
         --hold-us "$hold_us" --warmup "$warmup" --json --file "$file")
     [[ -n "$alt" ]] && args+=(--alt-file "$alt")
     printf '[%*d/%d] %-7s %d ranks  %-8s %-5s %5d iters ... ' "${#total}" $((idx + 1)) "$total" \

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Full-size correctness run of the lock service: `brlock check lock` for every pattern and
-# mode at 2, 4 and 8 ranks under Open MPI's `sm` and `pt2pt` one-sided components, with at
-# least 10^4 acquisitions per configuration (override with BRLOCK_CHECK_ACQUISITIONS), then
-# the negative control and the busy-home-rank measurement.
+# mode at 2, 4 and 8 ranks under Open MPI's `sm` and `pt2pt` one-sided components, for both
+# algorithms (handoff, tr2005) and 1, 2 and 4 home ranks (sharded; no more homes than ranks),
+# with at least 10^4 acquisitions per configuration (override with BRLOCK_CHECK_ACQUISITIONS),
+# then the negative control and the busy-home-rank measurement.
+#
+# Environment: BRLOCK_CHECK_ALGORITHMS (default "handoff tr2005"), BRLOCK_CHECK_HOMES (default
+# "1 2 4"), BRLOCK_CHECK_RANKS (default "2 4 8"), BRLOCK_CHECK_OSC (default "sm pt2pt").
 #
 # Writes one JSON object per run to results/check-lock-<timestamp>.jsonl and prints a table.
 # Exits non-zero if any run of the real lock reports a violation, a leftover message or a
@@ -36,14 +40,24 @@ run() {
     printf '%s\n' "$json" >>"$out"
 }
 
-for osc in sm pt2pt; do
-    for ranks in 2 4 8; do
+read -r -a algorithms <<<"${BRLOCK_CHECK_ALGORITHMS:-handoff tr2005}"
+read -r -a homes_list <<<"${BRLOCK_CHECK_HOMES:-1 2 4}"
+read -r -a ranks_list <<<"${BRLOCK_CHECK_RANKS:-2 4 8}"
+read -r -a osc_list <<<"${BRLOCK_CHECK_OSC:-sm pt2pt}"
+for osc in "${osc_list[@]}"; do
+    for ranks in "${ranks_list[@]}"; do
         iters=$(((total + ranks - 1) / ranks))
-        for pattern in disjoint same random; do
-            for mode in exclusive shared mixed; do
-                echo "osc $osc, $ranks ranks, $pattern/$mode, $iters acquisitions per rank" >&2
-                run "$osc" "$ranks" --pattern "$pattern" --mode "$mode" --iters "$iters" \
-                    --try-percent 10
+        for algorithm in "${algorithms[@]}"; do
+            for homes in "${homes_list[@]}"; do
+                ((homes <= ranks)) || continue
+                for pattern in disjoint same random; do
+                    for mode in exclusive shared mixed; do
+                        echo "osc $osc, $ranks ranks, $algorithm, $homes homes, $pattern/$mode," \
+                            "$iters acquisitions per rank" >&2
+                        run "$osc" "$ranks" --pattern "$pattern" --mode "$mode" --iters "$iters" \
+                            --try-percent 10 --algorithm "$algorithm" --homes "$homes"
+                    done
+                done
             done
         done
         echo "osc $osc, $ranks ranks: negative control (no lock)" >&2
@@ -61,11 +75,13 @@ python3 - "$out" <<'PY' || failed=1
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 bad = 0
-print(f"{'osc':6} {'ranks':>5} {'backend':8} {'pattern':9} {'mode':10} {'acq':>7} {'viol':>5} "
+print(f"{'osc':6} {'ranks':>5} {'backend':8} {'algo':8} {'homes':>5} {'pattern':9} {'mode':10} "
+      f"{'acq':>7} {'viol':>5} "
       f"{'bypass':>6} {'left':>4} {'busy':>5} {'p50 us':>9} {'p99 us':>9} {'max us':>10} {'ops/s':>8}")
 for r in rows:
     lat = r["lock_us"]
-    print(f"{r['osc'] or '-':6} {r['ranks']:>5} {r['backend']:8} {r['pattern']:9} {r['mode']:10} "
+    print(f"{r['osc'] or '-':6} {r['ranks']:>5} {r['backend']:8} {r.get('algorithm') or '-':8} "
+          f"{len(r.get('homes') or [0]):>5} {r['pattern']:9} {r['mode']:10} "
           f"{r['acquisitions']:>7} {r['violations']:>5} {r['max_bypass']:>6} "
           f"{r['leftover_messages']:>4} {r['busy_home_ms']:>5} {lat['p50']:>9.1f} {lat['p99']:>9.1f} "
           f"{lat['max']:>10.1f} {r['ops_per_s']:>8.0f}")

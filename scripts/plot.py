@@ -31,10 +31,10 @@ import os
 import sys
 import textwrap
 
-BACKEND_ORDER = ["rma", "fcntl", "ofd"]
+BACKEND_ORDER = ["rma", "rma-tr2005", "rma-h2", "rma-h4", "fcntl", "ofd"]
 PATTERN_ORDER = ["disjoint", "same", "random"]
 FS_ORDER = ["local", "gluster"]
-BACKEND_COLOR = {"rma": "#0072B2", "fcntl": "#E69F00", "ofd": "#009E73"}
+BACKEND_COLOR = {"rma": "#0072B2", "rma-tr2005": "#56B4E9", "fcntl": "#E69F00", "ofd": "#009E73"}
 EXTRA_COLORS = ["#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#999999"]
 FS_COLOR = {"local": "#56B4E9", "gluster": "#D55E00"}
 FS_TITLE = {"local": "local disk", "gluster": "GlusterFS (two FUSE clients)"}
@@ -112,6 +112,14 @@ class Data:
         self.failures = read_jsonl(os.path.join(folder, "failures.jsonl"), required=False)
         for r in self.rows:
             r["_fs"] = fs_label(r, self.machine)
+            # The one-sided service running the 2005 algorithm, or sharded, is its own backend
+            # here (bench.sh's rma-tr2005 and rma-hK).
+            if str(r.get("backend")).lower() == "rma":
+                homes = len(r.get("homes") or [0])
+                if r.get("algorithm") == "tr2005":
+                    r["backend"] = "rma-tr2005" if homes <= 1 else f"rma-tr2005-h{homes}"
+                elif homes > 1:
+                    r["backend"] = f"rma-h{homes}"
         self.modes = sorted({str(r.get("mode")) for r in self.rows})
         self.rows.sort(key=self.row_key)
         # The run used for each (fs, mode, pattern, ranks, backend): the last one in the file.

@@ -195,7 +195,12 @@ fn sixty_four_ranks_random_mix_pct_depth_3() {
 /// every 250th rank also takes the whole space exclusively, which conflicts with everyone
 /// (convoys: one release wakes every conflicting waiter).
 fn thousand_ranks(seed: u64, ops: usize, space: u64) -> Scenario {
-    let ranks = 1000;
+    many_ranks(seed, 1000, ops, space)
+}
+
+/// `ranks` ranks with `ops` random requests each in `0..space`, and every 250th rank also
+/// wanting the whole space once.
+fn many_ranks(seed: u64, ranks: usize, ops: usize, space: u64) -> Scenario {
     let mut plans = random_plans(seed, ranks, mix(ops, space, 8));
     for plan in plans.iter_mut().step_by(250) {
         plan.push(x(0, space + 8));
@@ -236,8 +241,18 @@ fn control<S: Scheduler + 'static>(
     scheduler: impl Fn() -> S,
     expected: &str,
 ) {
-    run(&format!("{name} (real protocol)"), sc.clone(), scheduler());
-    let broken = sc.with_faults(f);
+    control_with(name, sc.clone(), sc.with_faults(f), scheduler, expected);
+}
+
+/// [`control`] with the broken variant given as a scenario of its own.
+fn control_with<S: Scheduler + 'static>(
+    name: &str,
+    sc: Scenario,
+    broken: Scenario,
+    scheduler: impl Fn() -> S,
+    expected: &str,
+) {
+    run(&format!("{name} (real protocol)"), sc, scheduler());
     let text = expect_panic(expected, || {
         // The schedule of a failure is long and not needed here.
         run_with(name, broken, scheduler(), FailurePersistence::None);
@@ -454,6 +469,69 @@ fn handoff_thousand_ranks_dense_random_scheduler() {
         "handoff_thousand_ranks_dense_random_scheduler",
         sc,
         random(1001, 8),
+    );
+    assert_exercised(&cov);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sharded homes: the same properties through a `Sharded` lock over 2 or 4 services, stripes of
+// 4 bytes, so that most ranges span several shards; bypass is compared shard by shard.
+
+#[test]
+fn sharded_handoff_two_shards_random_mix() {
+    let sc = handoff(Scenario::new(random_plans(0x5EED_5002, 8, mix(6, 24, 8)))).sharded(2, 4);
+    let cov = run("sharded_handoff_two_shards_random_mix", sc, random(52, 300));
+    assert_exercised(&cov);
+}
+
+#[test]
+fn sharded_handoff_four_shards_pct_depth_3() {
+    let sc = handoff(Scenario::new(random_plans(0x5EED_5004, 8, mix(6, 24, 8)))).sharded(4, 4);
+    let cov = run(
+        "sharded_handoff_four_shards_pct_depth_3",
+        sc,
+        pct(54, 3, 300),
+    );
+    assert_exercised(&cov);
+}
+
+#[test]
+fn sharded_tr2005_two_shards_random_mix() {
+    let sc = Scenario::new(random_plans(0x5EED_6002, 8, mix(6, 24, 8))).sharded(2, 4);
+    let cov = run("sharded_tr2005_two_shards_random_mix", sc, random(62, 300));
+    assert_exercised(&cov);
+}
+
+#[test]
+fn control_shards_out_of_order_deadlocks() {
+    // Two ranks want 0..8, which spans both shards; the odd one takes them in reverse.
+    let sc = handoff(Scenario::new(vec![vec![x(0, 8), x(0, 8)]; 2])).sharded(2, 4);
+    control_with(
+        "control_shards_out_of_order",
+        sc.clone(),
+        sc.with_shards_out_of_order(),
+        || pct(7, 2, 200),
+        "deadlock!",
+    );
+}
+
+/// 4,096 simulated ranks, where the request list's epochs move the live requests only (the
+/// 2005 slot table would move 128 KiB per epoch here).
+#[test]
+fn handoff_4096_ranks_random_scheduler() {
+    let sc = handoff(many_ranks(0x5EED_4096, 4096, 1, 8192));
+    let cov = run("handoff_4096_ranks_random_scheduler", sc, random(4097, 6));
+    assert_exercised(&cov);
+}
+
+/// 4,096 simulated ranks on 4 sharded homes (stripes of 64 bytes).
+#[test]
+fn sharded_handoff_4096_ranks_four_shards() {
+    let sc = handoff(many_ranks(0x5EED_4004, 4096, 1, 8192)).sharded(4, 64);
+    let cov = run(
+        "sharded_handoff_4096_ranks_four_shards",
+        sc,
+        random(4004, 2),
     );
     assert_exercised(&cov);
 }

@@ -135,6 +135,32 @@ fn sixteen_ranks_random_mix_handoff() {
     }
 }
 
+/// Sharded homes on real threads with real timeouts, both algorithms: 2 and 4 shards of
+/// 8-byte stripes under ranges of up to 16 bytes, so most requests take several shards and a
+/// timeout can fire with some already held.
+#[test]
+fn sixteen_ranks_random_mix_sharded() {
+    for (seed, shards, algorithm) in [
+        (1_u64, 2, Algorithm::Handoff),
+        (2, 4, Algorithm::Handoff),
+        (3, 4, Algorithm::Tr2005),
+    ] {
+        let sc = Scenario::new(random_plans(seed, 16, mix(300, 64, 16, 15, 15)))
+            .with_algorithm(algorithm)
+            .sharded(shards, 8);
+        let out = run(
+            &format!("sixteen_ranks_random_mix_sharded seed {seed}, {shards} shards, {algorithm}"),
+            sc,
+            brief_hold,
+        );
+        check(&out);
+        assert!(
+            out.waits() > 0 && out.gave_up() > 0,
+            "no contention: {out:?}"
+        );
+    }
+}
+
 /// The 2005 algorithm's release (wake every conflicting waiter) is a real variant, not a
 /// fault: on real threads with real timeouts it keeps every property too.
 #[test]

@@ -104,3 +104,17 @@ pub struct BenchFile {
     #[arg(long, value_name = "PATH", requires = "file")]
     pub alt_file: Option<PathBuf>,
 }
+
+/// `--homes` and `--stripe` of the lock check and benchmark: the one-sided service sharded.
+#[derive(Debug, Args)]
+pub struct Shards {
+    /// Spread the lock table over this many home ranks (--backend rma; 1 to 8, at most the
+    /// ranks): stripes of --stripe bytes go round-robin to homes spread evenly from --home.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=8))]
+    pub homes: u64,
+    /// Stripe size of --homes, in bytes (default: two 4 KiB cells, so that each rank's range
+    /// of --pattern disjoint is one stripe).
+    #[arg(long, default_value_t = brlock::check::lock::DEFAULT_STRIPE,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub stripe: u64,
+}

@@ -92,6 +92,77 @@ fn pt2pt_8_ranks_every_pattern_and_mode() {
     matrix(8, "pt2pt");
 }
 
+/// The 2005 algorithm and sharded homes (2 and 4, both algorithms) at 4 ranks under `sm`
+/// and `pt2pt`, every pattern, mixed modes, with give-ups: the same promises as the default
+/// service, bypass compared shard by shard, and with 4 homes each disjoint range served by
+/// its own home.
+#[test]
+fn both_algorithms_and_sharded_homes_4_ranks() {
+    for osc in OSC_COMPONENTS {
+        for (algorithm, homes) in [("tr2005", 1), ("handoff", 2), ("handoff", 4), ("tr2005", 2)] {
+            for pattern in PATTERNS {
+                let homes_s = homes.to_string();
+                let (out, json) = check_lock(
+                    4,
+                    osc,
+                    &[
+                        "--pattern",
+                        pattern,
+                        "--mode",
+                        "mixed",
+                        "--iters",
+                        "100",
+                        "--try-percent",
+                        "20",
+                        "--algorithm",
+                        algorithm,
+                        "--homes",
+                        &homes_s,
+                    ],
+                );
+                let what = format!("osc {osc}, {algorithm}, {homes} homes, {pattern}");
+                assert!(out.success(), "{what}: {}", out.failure_message());
+                assert_eq!(u(&json, "violations"), 0, "{what}: {json}");
+                assert_eq!(u(&json, "leftover_messages"), 0, "{what}: {json}");
+                assert_eq!(u(&json, "max_bypass"), 0, "{what}: {json}");
+                assert_eq!(json["algorithm"], algorithm, "{what}: {json}");
+                let served: Vec<u64> = json["epochs_per_home"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{what}: no epochs_per_home in {json}"))
+                    .iter()
+                    .map(|e| e.as_u64().unwrap_or(0))
+                    .collect();
+                assert_eq!(served.len(), homes, "{what}: {json}");
+                if *pattern == "disjoint" && homes == 4 && algorithm == "handoff" {
+                    // Rank r's range is stripe r, served by home r alone: 2 epochs per
+                    // acquisition, a try that fails never happens (nothing conflicts).
+                    assert_eq!(served, vec![200; 4], "{what}: {json}");
+                }
+            }
+        }
+    }
+}
+
+/// Sharded settings the checker cannot measure are refused with one line, before MPI work.
+#[test]
+fn bad_homes_are_one_line_errors() {
+    for (args, says) in [
+        (&["--homes", "3"][..], "at most the 2 ranks"),
+        (
+            &["--homes", "2", "--backend", "fcntl"][..],
+            "only to --backend rma",
+        ),
+    ] {
+        let out = common::brlock(2)
+            .args(["check", "lock"])
+            .args(args.iter().copied())
+            .timeout(Duration::from_secs(60))
+            .run();
+        assert!(!out.success(), "{args:?} was accepted");
+        assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
+    }
+}
+
 /// The negative control: without a lock the same checker sees violations.
 #[test]
 fn no_lock_same_range_is_caught() {

@@ -19,13 +19,14 @@ use mpi::topology::{Communicator, Rank};
 use serde::Serialize;
 
 use super::stamp::{drive, gather_records, Latency, LoopConfig, Record, StampChecker};
-use super::verify::{max_bypass, Grant};
+use super::verify::{max_bypass, Grant, CHECKED_SHARDS};
 use super::workload::{ModeMix, Pattern};
 use super::{mpi_library, requested_osc, Check, Outcome, Run, TempDir};
 use crate::choice::choice;
 use crate::collective::{agree_result, path_from, split_path};
 use crate::error::{Error, Result};
-use crate::lock::{FcntlKind, FcntlLock, NoLock, RmaLock};
+use crate::lock::rma::spread_homes;
+use crate::lock::{FcntlKind, FcntlLock, NoLock, RmaLock, Sharded};
 use crate::protocol::Algorithm;
 use crate::protocol::{Drained, Stats};
 
@@ -174,6 +175,103 @@ pub struct LockCheck {
     pub busy_home_ms: u64,
     /// The one-sided service's algorithm.
     pub algorithm: Algorithm,
+    /// Home ranks the one-sided service is sharded over (1: one table on `home`; more: spread
+    /// from `home` by [`spread_homes`]).
+    pub homes: usize,
+    /// Stripe size of the shards, in bytes.
+    pub stripe: u64,
+}
+
+/// The stripe size the checks and benchmarks use by default: two cells of the workload, so
+/// that each rank's range of `--pattern disjoint` is a stripe of its own.
+pub const DEFAULT_STRIPE: u64 = 2 * super::workload::CELL_BYTES;
+
+/// Refuses shard settings the checker cannot measure: 1 to [`CHECKED_SHARDS`] homes, no more
+/// than the ranks, and more than one only for the one-sided service; a stripe of at least 1.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming the setting.
+pub fn validate_homes(backend: LockBackend, homes: usize, stripe: u64, ranks: i32) -> Result<()> {
+    let ranks = usize::try_from(ranks.max(1)).unwrap_or(1);
+    if homes == 0 || homes > CHECKED_SHARDS.min(ranks) {
+        return Err(Error::InvalidArgument(format!(
+            "--homes {homes}: must be 1 to {} (at most the {ranks} ranks and the checker's \
+             {CHECKED_SHARDS} shards)",
+            CHECKED_SHARDS.min(ranks)
+        )));
+    }
+    if homes > 1 && backend != LockBackend::Rma {
+        return Err(Error::InvalidArgument(
+            "--homes applies only to --backend rma".into(),
+        ));
+    }
+    if stripe == 0 {
+        return Err(Error::InvalidArgument(
+            "--stripe must be at least 1 byte".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Opens the one-sided service as a [`Sharded`] lock over `homes` homes spread from `home`
+/// (one shard when `homes` is 1). Collective over `comm`.
+///
+/// # Errors
+/// As [`RmaLock::open_sharded`].
+pub fn open_service<C: Communicator>(
+    comm: &C,
+    home: Rank,
+    homes: usize,
+    stripe: u64,
+    algorithm: Algorithm,
+) -> Result<Sharded<RmaLock>> {
+    RmaLock::open_sharded(
+        comm,
+        &spread_homes(comm.size(), homes, home),
+        stripe,
+        algorithm,
+    )
+}
+
+/// The counters of every shard summed, and each shard's epochs (this rank's share of the
+/// epochs that shard's home served).
+pub fn service_stats(lock: &Sharded<RmaLock>) -> (Stats, Vec<u64>) {
+    let mut sum = Stats::default();
+    let mut per_home = Vec::new();
+    for s in lock.shards() {
+        let st = s.stats();
+        sum.acquisitions += st.acquisitions;
+        sum.abandoned += st.abandoned;
+        sum.retries += st.retries;
+        sum.max_retries = sum.max_retries.max(st.max_retries);
+        sum.epochs += st.epochs;
+        sum.words += st.words;
+        sum.waits += st.waits;
+        sum.wakeups_sent += st.wakeups_sent;
+        sum.wakeups_received += st.wakeups_received;
+        per_home.push(st.epochs);
+    }
+    (sum, per_home)
+}
+
+/// Collective: shuts every shard down in order, each agreed; the drains summed.
+///
+/// # Errors
+/// The first agreed shutdown failure.
+pub fn shutdown_service<C: Communicator>(comm: &C, lock: Sharded<RmaLock>) -> Result<Drained> {
+    let mut total = Drained::default();
+    let mut first = Ok(());
+    for shard in lock.into_shards() {
+        match agree_result(comm, "shut the lock service down", shard.shutdown()) {
+            Ok(d) => {
+                total.drained += d.drained;
+                total.leftover += d.leftover;
+            }
+            Err(e) if first.is_ok() => first = Err(e),
+            Err(_) => {}
+        }
+    }
+    first.map(|()| total)
 }
 
 impl Check for LockCheck {
@@ -186,14 +284,15 @@ impl Check for LockCheck {
         (bytes, "--iters x ranks")
     }
 
-    /// Refuses a lock file with a backend that takes none.
-    fn validate(&self, _ranks: i32) -> Result<()> {
+    /// Refuses a lock file with a backend that takes none, and shard settings
+    /// [`validate_homes`] refuses.
+    fn validate(&self, ranks: i32) -> Result<()> {
         if self.file.is_some() && self.backend.fcntl_kind().is_none() {
             return Err(Error::InvalidArgument(
                 "--file applies only to --backend fcntl and --backend ofd".into(),
             ));
         }
-        Ok(())
+        validate_homes(self.backend, self.homes, self.stripe, ranks)
     }
 
     /// Opens the lock file of the fcntl backends ([`LockFile::open`]).
@@ -236,6 +335,12 @@ pub struct LockReport {
     pub home: i32,
     /// The one-sided service's algorithm (`rma` backend only).
     pub algorithm: Option<Algorithm>,
+    /// The home ranks of the one-sided service's shards (`rma` backend only).
+    pub homes: Option<Vec<i32>>,
+    /// Stripe size of the shards in bytes (`rma` backend only).
+    pub stripe: Option<u64>,
+    /// Epochs each home served, all ranks (`rma` backend only).
+    pub epochs_per_home: Option<Vec<u64>>,
     /// The lock file rank 0 used (fcntl backends).
     pub lock_file: Option<String>,
     /// Ranges granted, all ranks.
@@ -285,10 +390,18 @@ impl std::fmt::Display for LockReport {
         let algorithm = self
             .algorithm
             .map_or(String::new(), |a| format!(" (algorithm {a})"));
+        let homes = match (&self.homes, &self.epochs_per_home) {
+            (Some(h), Some(e)) if h.len() > 1 => format!(
+                ", {} homes {h:?} of {}-byte stripes serving {e:?} epochs",
+                h.len(),
+                self.stripe.unwrap_or(0)
+            ),
+            _ => String::new(),
+        };
         let per = |n: u64| n as f64 / self.acquisitions.max(1) as f64;
         write!(
             f,
-            "check lock: backend {:?}{algorithm}, pattern {:?}, mode {:?}, {} ranks: {} acquisitions, \
+            "check lock: backend {:?}{algorithm}{homes}, pattern {:?}, mode {:?}, {} ranks: {} acquisitions, \
              {} violations, max bypass {}, {} leftover messages ({} stale wake-ups drained), \
              {:.2} epochs and {:.2} messages per acquisition, \
              lock p50 {:.1} us, p99 {:.1} us, max {:.1} us, {:.0} ops/s: {}",
@@ -360,25 +473,29 @@ impl Run for PreparedLockCheck {
             )
         };
         let mut totals = Totals::default();
+        let mut epochs_per_home = vec![0u64; args.homes];
         let mut records = Vec::with_capacity(usize::try_from(args.iters).unwrap_or(0));
         checker.comm().barrier();
         let started = Instant::now();
         let driven = match (args.backend, self.lock_file.as_mut()) {
-            (LockBackend::Rma, _) => RmaLock::open(comm, args.home).and_then(|lock| {
-                let mut lock = lock.with_algorithm(args.algorithm);
-                let driven = drive(&cfg, &mut lock, &checker, &mut records);
-                // Every rank's loop is over (the agreement waits for all): shut down together.
-                let driven = agree_result(checker.comm(), "acquire and release", driven);
-                totals.stats = lock.stats();
-                let drained = agree_result(
-                    checker.comm(),
-                    "shut the lock service down",
-                    lock.shutdown(),
-                );
-                totals.violations = driven?;
-                totals.drained = drained?;
-                Ok(())
-            }),
+            (LockBackend::Rma, _) => {
+                open_service(comm, args.home, args.homes, args.stripe, args.algorithm).and_then(
+                    |mut lock| {
+                        let driven = drive(&cfg, &mut lock, &checker, &mut records);
+                        // Every rank's loop is over (the agreement waits for all): shut down together.
+                        let driven = agree_result(checker.comm(), "acquire and release", driven);
+                        let (stats, per_home) = service_stats(&lock);
+                        totals.stats = stats;
+                        // One acquisition per granted request, however many shards it took.
+                        totals.stats.acquisitions = records.len() as u64;
+                        epochs_per_home = per_home;
+                        let drained = shutdown_service(checker.comm(), lock);
+                        totals.violations = driven?;
+                        totals.drained = drained?;
+                        Ok(())
+                    },
+                )
+            }
             (LockBackend::Fcntl | LockBackend::Ofd, Some(file)) => {
                 let driven = drive(&cfg, &mut file.lock, &checker, &mut records);
                 totals.stats.acquisitions = args.iters;
@@ -410,8 +527,20 @@ impl Run for PreparedLockCheck {
         checker
             .comm()
             .all_reduce_into(&totals.words()[..], &mut sums[..], SystemOperation::sum());
-        let report = gather_records(checker.comm(), &records)
-            .map(|all| self.summarise(comm.size(), &all, sums, seconds, lock_path));
+        epochs_per_home.resize(args.homes, 0);
+        let mut served = vec![0u64; args.homes];
+        checker.comm().all_reduce_into(
+            &epochs_per_home[..],
+            &mut served[..],
+            SystemOperation::sum(),
+        );
+        let report = gather_records(checker.comm(), &records).map(|all| {
+            let mut r = self.summarise(comm.size(), &all, sums, seconds, lock_path);
+            if r.backend == LockBackend::Rma {
+                r.epochs_per_home = Some(served);
+            }
+            r
+        });
         checker.free()?;
         let negative_control = args.backend == LockBackend::None;
         Ok(match report {
@@ -450,6 +579,10 @@ impl PreparedLockCheck {
             iters: args.iters,
             home: args.home,
             algorithm: (args.backend == LockBackend::Rma).then_some(args.algorithm),
+            homes: (args.backend == LockBackend::Rma)
+                .then(|| spread_homes(ranks, args.homes, args.home)),
+            stripe: (args.backend == LockBackend::Rma).then_some(args.stripe),
+            epochs_per_home: None,
             lock_file,
             acquisitions,
             violations,

@@ -16,7 +16,7 @@ use mpi::point_to_point::Source;
 use mpi::topology::{Communicator, Rank, SimpleCommunicator};
 use serde::Serialize;
 
-use super::verify::Grant;
+use super::verify::{tickets_of, Grant, CHECKED_SHARDS};
 use super::workload::{ModeMix, Pattern, Workload};
 use crate::error::Result;
 use crate::lock::RangeLock;
@@ -74,13 +74,13 @@ pub struct Record {
 
 impl Record {
     /// Words per record when gathered.
-    pub const WORDS: usize = 9;
+    pub const WORDS: usize = 8 + CHECKED_SHARDS;
 
     fn words(&self) -> [u64; Record::WORDS] {
         let g = &self.grant;
-        [
+        let mut w = [0; Record::WORDS];
+        w[..8].copy_from_slice(&[
             g.rank as u64,
-            g.ticket,
             g.arrival_seq,
             g.grant_seq,
             g.start,
@@ -88,22 +88,26 @@ impl Record {
             u64::from(g.exclusive),
             self.lock_ns,
             self.unlock_ns,
-        ]
+        ]);
+        w[8..].copy_from_slice(&g.tickets);
+        w
     }
 
     fn from_words(w: &[u64]) -> Record {
+        let mut tickets = [0; CHECKED_SHARDS];
+        tickets.copy_from_slice(&w[8..Record::WORDS]);
         Record {
             grant: Grant {
                 rank: w[0] as usize,
-                ticket: w[1],
-                arrival_seq: w[2],
-                grant_seq: w[3],
-                start: w[4],
-                end: w[5],
-                exclusive: w[6] != 0,
+                tickets,
+                arrival_seq: w[1],
+                grant_seq: w[2],
+                start: w[3],
+                end: w[4],
+                exclusive: w[5] != 0,
             },
-            lock_ns: w[7],
-            unlock_ns: w[8],
+            lock_ns: w[6],
+            unlock_ns: w[7],
         }
     }
 }
@@ -354,7 +358,10 @@ pub fn drive<L: RangeLock>(
             }
         }
         let lock_ns = t0.elapsed().as_nanos() as u64;
-        let ticket = lock.arrival_ticket().unwrap_or(stamp);
+        let tickets = match lock.arrival_tickets() {
+            t if t.is_empty() => tickets_of(&[(0, stamp)]),
+            t => tickets_of(&t),
+        };
 
         let held = checker.hold(rank, first, count, mode, cfg.hold, &mut olds);
         // Released even if the checker failed: a rank that returns holding a range would
@@ -369,7 +376,7 @@ pub fn drive<L: RangeLock>(
             tracing::debug!(%range, %mode, "exclusion violated");
         }
         records.push(Record {
-            grant: Grant::new(rank as usize, ticket, arrival_seq, grant_seq, range, mode),
+            grant: Grant::new(rank as usize, tickets, arrival_seq, grant_seq, range, mode),
             lock_ns,
             unlock_ns,
         });

@@ -4,19 +4,41 @@
 //!   verification window; the simulation keeps an `Observer` of current holders, feature `testing`).
 //! * The bypass bound is computed here from a log of grants: a request `X` is *bypassed* by a
 //!   conflicting request `Y` that arrived later (larger ticket) but was granted earlier. The
-//!   protocol promises zero such bypasses (see `docs/protocol.md`, "Bounded waiting").
+//!   protocol promises zero such bypasses (see `docs/protocol.md`, "Bounded waiting"). A
+//!   sharded lock has one ticket counter per shard: requests are compared at every shard both
+//!   went through, with that shard's tickets.
 
 use crate::range::{conflicts, ByteRange, LockMode};
 #[cfg(feature = "testing")]
 use crate::sync::{self, Arc, Mutex};
+
+/// Lock services (shards) whose tickets a [`Grant`] records.
+pub const CHECKED_SHARDS: usize = 8;
+/// The ticket of a shard a request did not go through.
+pub const NO_SHARD_TICKET: u64 = u64::MAX;
+
+/// Per shard, the ticket a request got there, or [`NO_SHARD_TICKET`].
+pub type Tickets = [u64; CHECKED_SHARDS];
+
+/// `Tickets` from `(shard, ticket)` pairs (shards from [`CHECKED_SHARDS`] on are left out).
+pub fn tickets_of(pairs: &[(usize, u64)]) -> Tickets {
+    let mut t = [NO_SHARD_TICKET; CHECKED_SHARDS];
+    for &(s, ticket) in pairs {
+        if let Some(slot) = t.get_mut(s) {
+            *slot = ticket;
+        }
+    }
+    t
+}
 
 /// One granted request, as recorded by the checker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Grant {
     /// Requesting rank.
     pub rank: usize,
-    /// Arrival order (the lock's ticket, or the checker's own arrival stamp).
-    pub ticket: u64,
+    /// Arrival order per shard (the lock's tickets, or the checker's own arrival stamp as
+    /// shard 0's).
+    pub tickets: Tickets,
     /// Value of the global grant counter when the request arrived.
     pub arrival_seq: u64,
     /// Position in the global grant order.
@@ -33,7 +55,7 @@ impl Grant {
     /// The grant of `range` in `mode` to `rank`.
     pub fn new(
         rank: usize,
-        ticket: u64,
+        tickets: Tickets,
         arrival_seq: u64,
         grant_seq: u64,
         range: ByteRange,
@@ -41,13 +63,23 @@ impl Grant {
     ) -> Grant {
         Grant {
             rank,
-            ticket,
+            tickets,
             arrival_seq,
             grant_seq,
             start: range.start(),
             end: range.end(),
             exclusive: mode == LockMode::Exclusive,
         }
+    }
+
+    /// Whether `self` arrived after `other` at some shard both went through.
+    fn arrived_after(&self, other: &Grant) -> bool {
+        self.tickets
+            .iter()
+            .zip(&other.tickets)
+            .any(|(&mine, &theirs)| {
+                mine != NO_SHARD_TICKET && theirs != NO_SHARD_TICKET && mine > theirs
+            })
     }
 
     fn request(&self) -> Option<(ByteRange, LockMode)> {
@@ -60,7 +92,8 @@ impl Grant {
     }
 }
 
-/// The largest number of later-arriving conflicting requests granted before any one request.
+/// The largest number of later-arriving conflicting requests granted before any one request
+/// (later at some shard both went through).
 ///
 /// Only grants between a request's arrival and its own grant can have bypassed it, so each
 /// request scans that window of the grant order: linear in practice.
@@ -73,7 +106,7 @@ pub fn max_bypass(grants: &[Grant]) -> u64 {
         let from = by_seq.partition_point(|g| g.grant_seq < x.arrival_seq);
         let count = by_seq[from.min(i)..i]
             .iter()
-            .filter(|y| y.ticket > x.ticket && y.request().is_some_and(|yr| conflicts(xr, yr)))
+            .filter(|y| y.arrived_after(x) && y.request().is_some_and(|yr| conflicts(xr, yr)))
             .count() as u64;
         worst = worst.max(count);
     }
@@ -130,13 +163,14 @@ impl Observer {
         sync::lock(&self.state).observed.grants.len() as u64
     }
 
-    /// `rank` was granted `range` in `mode`; `ticket` is its arrival order.
+    /// `rank` was granted `range` in `mode`; `tickets` are its arrival order per shard
+    /// ([`RangeLock::arrival_tickets`](crate::lock::RangeLock::arrival_tickets)).
     pub fn granted(
         &self,
         rank: usize,
         range: ByteRange,
         mode: LockMode,
-        ticket: u64,
+        tickets: &[(usize, u64)],
         arrival_seq: u64,
     ) {
         let mut st = sync::lock(&self.state);
@@ -152,7 +186,7 @@ impl Observer {
         let grant_seq = st.observed.grants.len() as u64;
         st.observed.grants.push(Grant::new(
             rank,
-            ticket,
+            tickets_of(tickets),
             arrival_seq,
             grant_seq,
             range,
@@ -178,7 +212,7 @@ mod tests {
     fn g(rank: usize, ticket: u64, arrival_seq: u64, grant_seq: u64) -> Grant {
         Grant {
             rank,
-            ticket,
+            tickets: tickets_of(&[(0, ticket)]),
             arrival_seq,
             grant_seq,
             start: 0,
@@ -209,5 +243,25 @@ mod tests {
         a.exclusive = false;
         b.exclusive = false;
         assert_eq!(max_bypass(&[a, b]), 0);
+    }
+
+    #[test]
+    fn sharded_requests_compare_at_the_shards_they_share() {
+        let at = |rank, tickets: &[(usize, u64)], grant_seq| Grant {
+            tickets: tickets_of(tickets),
+            ..g(rank, 0, 0, grant_seq)
+        };
+        // Later at shard 1, granted first: a bypass.
+        assert_eq!(
+            max_bypass(&[at(1, &[(0, 5), (1, 9)], 0), at(0, &[(1, 3)], 1)]),
+            1
+        );
+        // Tickets of different shards are not compared.
+        assert_eq!(max_bypass(&[at(1, &[(0, 9)], 0), at(0, &[(1, 3)], 1)]), 0);
+        // Shards past the checked ones are left out.
+        assert_eq!(
+            tickets_of(&[(CHECKED_SHARDS, 1)]),
+            [NO_SHARD_TICKET; CHECKED_SHARDS]
+        );
     }
 }

@@ -19,9 +19,11 @@
 
 pub mod fcntl;
 pub mod rma;
+pub mod sharded;
 
 pub use fcntl::{FcntlKind, FcntlLock};
 pub use rma::RmaLock;
+pub use sharded::Sharded;
 
 use std::time::{Duration, Instant};
 
@@ -96,6 +98,17 @@ pub trait RangeLock {
     /// that keep one. Used by checkers to measure overtaking.
     fn arrival_ticket(&self) -> Option<u64> {
         None
+    }
+
+    /// The tickets of this handle's most recent granted request, one per lock service it
+    /// went through, as `(service index, ticket)`: one entry (index 0) for a single service,
+    /// one per shard taken for a [`Sharded`] lock, none for locks that keep no tickets. Tickets
+    /// of different services are not comparable; checkers compare requests service by
+    /// service.
+    fn arrival_tickets(&self) -> Vec<(usize, u64)> {
+        self.arrival_ticket()
+            .map(|t| vec![(0, t)])
+            .unwrap_or_default()
     }
 
     /// Releases what this handle holds and tears it down. For the lock service this is

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use mpi::topology::{Communicator, Rank};
 
-use super::{deadline_after, RangeLock};
+use super::{deadline_after, RangeLock, Sharded};
 use crate::error::Result;
-use crate::protocol::{LockClient, Patience, Transport};
+use crate::protocol::{Algorithm, LockClient, Patience, Transport};
 use crate::range::{ByteRange, LockMode};
 use crate::transport::rma::RmaTransport;
 
@@ -31,6 +31,44 @@ impl LockClient<RmaTransport> {
     pub fn open(comm: &impl Communicator, home: Rank) -> Result<RmaLock> {
         RmaTransport::new(comm, home).map(LockClient::new)
     }
+
+    /// Creates a [`Sharded`] lock service over `comm`: one service per entry of `homes` (its
+    /// table on that rank), the lock space spread over them by stripes of `stripe` bytes.
+    /// Collective over `comm`: every rank calls it with the same arguments.
+    /// [`spread_homes`] picks homes spread over the communicator.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidArgument`] if `homes` is empty, a home is not a rank of `comm`,
+    /// or `stripe` is 0; MPI errors.
+    pub fn open_sharded(
+        comm: &impl Communicator,
+        homes: &[Rank],
+        stripe: u64,
+        algorithm: Algorithm,
+    ) -> Result<Sharded<RmaLock>> {
+        if homes.is_empty() || stripe == 0 {
+            return Err(crate::Error::InvalidArgument(format!(
+                "a sharded lock needs at least one home and a stripe of at least 1 byte (got                  {} homes, stripe {stripe})",
+                homes.len()
+            )));
+        }
+        let shards = homes
+            .iter()
+            .map(|&home| RmaLock::open(comm, home).map(|l| l.with_algorithm(algorithm)))
+            .collect::<Result<Vec<_>>>()?;
+        Sharded::new(shards, stripe)
+    }
+}
+
+/// `k` home ranks spread evenly over `size` ranks starting at `first`: rank
+/// `(first + i * size / k) mod size` for shard `i` (distinct when `k <= size`; on block-mapped
+/// jobs, on different nodes as far as possible).
+pub fn spread_homes(size: Rank, k: usize, first: Rank) -> Vec<Rank> {
+    let size = i64::from(size.max(1));
+    let k_wide = i64::try_from(k.max(1)).unwrap_or(i64::MAX);
+    (0..k_wide)
+        .map(|i| ((i64::from(first) + i * size / k_wide).rem_euclid(size)) as Rank)
+        .collect()
 }
 
 impl<T: Transport> RangeLock for LockClient<T> {

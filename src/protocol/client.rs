@@ -4,10 +4,10 @@ use std::time::Instant;
 
 use tracing::field::Empty;
 
-use super::handoff;
+use super::list::{self, Entry};
 use super::{
-    blocks_with, Algorithm, Drained, Faults, Request, Slot, SlotWrites, State, Transport,
-    NO_TICKET, SLOT_WORDS,
+    blocks_with, handoff, Algorithm, Drained, Faults, Request, Slot, State, Transport, NO_TICKET,
+    SLOT_WORDS,
 };
 use crate::error::{ensure_free, Error, Result};
 use crate::range::{ByteRange, LockMode};
@@ -25,6 +25,9 @@ pub struct Stats {
     pub max_retries: u64,
     /// Table epochs performed.
     pub epochs: u64,
+    /// Words (8 bytes each) moved between this rank and the table window, read and written
+    /// (the ticket's fetch-and-add counts as one): the layout's cost per epoch.
+    pub words: u64,
     /// Times this rank blocked for a wake-up.
     pub waits: u64,
     /// Wake-ups sent.
@@ -217,6 +220,7 @@ impl<T: Transport> LockClient<T> {
     /// One table epoch: publish `slot`, read the others. Returns the ticket if one was taken.
     fn exchange(&mut self, slot: Slot, take_ticket: bool) -> Result<u64> {
         self.stats.epochs += 1;
+        self.stats.words += list::exchange_words(self.table.len() / SLOT_WORDS, take_ticket);
         self.transport
             .exchange(&slot.encode(), take_ticket, &mut self.table)
     }
@@ -444,15 +448,16 @@ impl<T: Transport> LockClient<T> {
         }
     }
 
-    /// One decided epoch ([`Transport::transact`]).
+    /// One decided epoch on the request list ([`list::decided_epoch`]). Returns the ticket.
     fn transact(
         &mut self,
         take_ticket: bool,
-        decide: &mut dyn FnMut(u64, &mut [u64]) -> SlotWrites,
+        decide: &mut dyn FnMut(u64, &mut Vec<Entry>),
     ) -> Result<u64> {
         self.stats.epochs += 1;
-        self.transport
-            .transact(take_ticket, &mut self.table, decide)
+        let done = list::decided_epoch(&mut self.transport, take_ticket, decide)?;
+        self.stats.words += done.words;
+        Ok(done.ticket)
     }
 
     /// Handoff: send each granted rank its "you hold it" message.
@@ -501,24 +506,30 @@ impl<T: Transport> LockClient<T> {
         }
         let (rank, faults) = (self.rank, self.faults);
         let mut decided = Decided::Refused;
-        let taken = self.transact(true, &mut |t, table| {
+        let taken = self.transact(true, &mut |t, list| {
             let me = Request {
                 range,
                 mode,
                 ticket: t,
             };
-            let state = if handoff::admissible(&me, rank, table, faults) {
+            // A request of this rank still listed could only be left by a failure, which
+            // makes the client unusable; never list two.
+            handoff::remove(list, rank);
+            let state = if handoff::admissible(&me, rank, list, faults) {
                 decided = Decided::Held;
                 State::Active
             } else if patience == Patience::Never {
                 // A failed try_lock publishes nothing.
                 decided = Decided::Refused;
-                return SlotWrites::new();
+                return;
             } else {
                 decided = Decided::Waiting;
                 State::Waiting
             };
-            vec![(rank, Slot::request(state, range, mode, t).encode())]
+            list.push(Entry {
+                rank,
+                slot: Slot::request(state, range, mode, t),
+            });
         })?;
         *ticket = taken;
         self.last_ticket = Some(taken);
@@ -557,19 +568,15 @@ impl<T: Transport> LockClient<T> {
         let mut was_granted = false;
         let mut granted = Vec::new();
         let me = *me;
-        self.transact(false, &mut |_, table| {
-            let own = handoff::slot(table, rank);
-            was_granted = own.state == State::Active
-                && own.ticket == me.ticket
+        self.transact(false, &mut |_, list| {
+            was_granted = handoff::own(list, rank)
+                .is_some_and(|own| own.state == State::Active && own.ticket == me.ticket)
                 && !faults.timeout_ignores_grant;
             if was_granted && keep {
-                return SlotWrites::new();
+                return;
             }
-            table[rank * SLOT_WORDS..(rank + 1) * SLOT_WORDS].copy_from_slice(&Slot::IDLE.encode());
-            granted = handoff::grant_waiters(table, (me.range, me.mode), faults);
-            let mut writes = vec![(rank, Slot::IDLE.encode())];
-            writes.extend(granted.iter().map(|&r| (r, active_words(table, r))));
-            writes
+            handoff::remove(list, rank);
+            granted = handoff::grant_waiters(list, (me.range, me.mode), faults);
         })?;
         self.send_grants(&granted)?;
         Ok(was_granted)
@@ -581,12 +588,9 @@ impl<T: Transport> LockClient<T> {
         let (rank, faults) = (self.rank, self.faults);
         let mut granted = Vec::new();
         let me = *me;
-        self.transact(false, &mut |_, table| {
-            table[rank * SLOT_WORDS..(rank + 1) * SLOT_WORDS].copy_from_slice(&Slot::IDLE.encode());
-            granted = handoff::grant_waiters(table, (me.range, me.mode), faults);
-            let mut writes = vec![(rank, Slot::IDLE.encode())];
-            writes.extend(granted.iter().map(|&r| (r, active_words(table, r))));
-            writes
+        self.transact(false, &mut |_, list| {
+            handoff::remove(list, rank);
+            granted = handoff::grant_waiters(list, (me.range, me.mode), faults);
         })?;
         self.send_grants(&granted)
     }
@@ -624,11 +628,6 @@ impl<T: Transport> LockClient<T> {
             }
         }
     }
-}
-
-/// Rank `r`'s slot words in `table` (already marked ACTIVE by the grant pass).
-fn active_words(table: &[u64], r: usize) -> [u64; SLOT_WORDS] {
-    handoff::slot(table, r).encode()
 }
 
 impl<T: Transport> Drop for LockClient<T> {

@@ -1,82 +1,83 @@
 //! The decisions of the handoff algorithm ([`Algorithm::Handoff`](super::Algorithm)), as pure
-//! functions of a table read inside one exclusive epoch (`docs/protocol.md`, "The handoff
-//! algorithm").
+//! functions of the request list ([`super::list`]) read inside one exclusive epoch
+//! (`docs/protocol.md`, "The handoff algorithm").
 //!
-//! In this algorithm an ACTIVE slot always means "holds its range" and always carries its
-//! ticket; a WAITING slot is a request that something blocks. Every epoch leaves the table
-//! *closed*: no two conflicting slots are ACTIVE, and every WAITING slot conflicts with an
-//! ACTIVE slot or with an older WAITING one.
+//! In this algorithm an ACTIVE entry always means "holds its range" and always carries its
+//! ticket; a WAITING entry is a request that something blocks. Every epoch leaves the list
+//! *closed*: no two conflicting entries are ACTIVE, and every WAITING entry conflicts with an
+//! ACTIVE entry or with an older WAITING one.
 
-use super::{Faults, Request, Slot, State, SLOT_WORDS};
+use super::list::Entry;
+use super::{Faults, Request, Slot, State};
 use crate::range::{ByteRange, LockMode};
 
-/// Rank `r`'s slot in a full table (every rank's slot, own included).
-pub(crate) fn slot(table: &[u64], r: usize) -> Slot {
-    Slot::decode(&table[r * SLOT_WORDS..(r + 1) * SLOT_WORDS])
+/// Rank `rank`'s entry in the list, if it has one.
+pub(crate) fn own(list: &[Entry], rank: usize) -> Option<Slot> {
+    list.iter().find(|e| e.rank == rank).map(|e| e.slot)
 }
 
-fn set(table: &mut [u64], r: usize, s: Slot) {
-    table[r * SLOT_WORDS..(r + 1) * SLOT_WORDS].copy_from_slice(&s.encode());
+/// Removes rank `rank`'s entry (the last entry takes its place). Returns whether it had one.
+pub(crate) fn remove(list: &mut Vec<Entry>, rank: usize) -> bool {
+    match list.iter().position(|e| e.rank == rank) {
+        Some(i) => {
+            list.swap_remove(i);
+            true
+        }
+        None => false,
+    }
 }
 
 /// Whether a new request `me` of rank `rank`, whose ticket was taken in this very epoch (so it
-/// is younger than every published request), can hold at once: no other non-idle slot
-/// conflicts with it. Holders block it, and so does every waiter, all of them older.
-pub(crate) fn admissible(me: &Request, rank: usize, table: &[u64], faults: Faults) -> bool {
+/// is younger than every listed request), can hold at once: no other listed request conflicts
+/// with it. Holders block it, and so does every waiter, all of them older.
+pub(crate) fn admissible(me: &Request, rank: usize, list: &[Entry], faults: Faults) -> bool {
     faults.ignore_conflicts
-        || (0..table.len() / SLOT_WORDS)
-            .filter(|&r| r != rank)
-            .all(|r| !slot(table, r).conflicts_with(me.range, me.mode))
+        || list
+            .iter()
+            .filter(|e| e.rank != rank)
+            .all(|e| !e.slot.conflicts_with(me.range, me.mode))
 }
 
 /// The grant pass of a release (or of a waiter that withdraws): `departed` (the range and mode
-/// that just left the table, already written IDLE in `table`) may have unblocked waiters.
-/// Grants, in ticket order, every waiter that conflicts with `departed` and with no ACTIVE slot
-/// and no older WAITING slot, marking it ACTIVE in `table` as it goes (so a grant blocks the
-/// younger conflicting waiters after it, and compatible readers are granted together).
-/// Returns the granted ranks.
+/// that just left the list) may have unblocked waiters. Grants, in ticket order, every waiter
+/// that conflicts with `departed` and with no ACTIVE entry and no older WAITING entry, marking
+/// it ACTIVE as it goes (so a grant blocks the younger conflicting waiters after it, and
+/// compatible readers are granted together). Returns the granted ranks.
 ///
-/// Only waiters that conflicted with `departed` can have become grantable: the table was
-/// closed, and a grant turns a blocking WAITING slot into a blocking ACTIVE one.
+/// Only waiters that conflicted with `departed` can have become grantable: the list was
+/// closed, and a grant turns a blocking WAITING entry into a blocking ACTIVE one.
 pub(crate) fn grant_waiters(
-    table: &mut [u64],
+    list: &mut [Entry],
     departed: (ByteRange, LockMode),
     faults: Faults,
 ) -> Vec<usize> {
-    let ranks = table.len() / SLOT_WORDS;
-    let mut candidates: Vec<(u64, usize)> = (0..ranks)
-        .filter_map(|r| {
-            let s = slot(table, r);
-            (s.state == State::Waiting && s.conflicts_with(departed.0, departed.1))
-                .then_some((s.ticket, r))
+    let mut candidates: Vec<(u64, usize)> = list
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| {
+            e.slot.state == State::Waiting && e.slot.conflicts_with(departed.0, departed.1)
         })
+        .map(|(i, e)| (e.slot.ticket, i))
         .collect();
     candidates.sort_unstable();
     let mut granted = Vec::new();
     for (ticket, w) in candidates {
-        let ws = slot(table, w);
+        let ws = list[w].slot;
         let Ok(range) = ByteRange::new(ws.start, ws.end) else {
             continue;
         };
-        let blocked = (0..ranks).filter(|&r| r != w).any(|r| {
-            let s = slot(table, r);
-            s.conflicts_with(range, ws.mode)
-                && match s.state {
+        let blocked = list.iter().enumerate().any(|(i, e)| {
+            i != w
+                && e.slot.conflicts_with(range, ws.mode)
+                && match e.slot.state {
                     State::Active => !faults.grant_conflicting,
-                    State::Waiting => s.ticket < ticket,
+                    State::Waiting => e.slot.ticket < ticket,
                     State::Idle => false,
                 }
         });
         if !blocked {
-            set(
-                table,
-                w,
-                Slot {
-                    state: State::Active,
-                    ..ws
-                },
-            );
-            granted.push(w);
+            list[w].slot.state = State::Active;
+            granted.push(list[w].rank);
         }
     }
     granted
@@ -91,8 +92,14 @@ mod tests {
         ByteRange::new(a, b).unwrap()
     }
 
-    fn table(slots: &[Slot]) -> Vec<u64> {
-        slots.iter().flat_map(|s| s.encode()).collect()
+    /// A list with rank `i`'s request at position `i`, idle slots left out.
+    fn list(slots: &[Slot]) -> Vec<Entry> {
+        slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.state != State::Idle)
+            .map(|(rank, &slot)| Entry { rank, slot })
+            .collect()
     }
 
     #[test]
@@ -105,10 +112,10 @@ mod tests {
         let held = Slot::request(State::Active, r(5, 15), LockMode::Shared, 1);
         let waiting = Slot::request(State::Waiting, r(5, 15), LockMode::Exclusive, 2);
         let f = Faults::default();
-        assert!(admissible(&me, 0, &table(&[Slot::IDLE, held]), f));
-        assert!(!admissible(&me, 0, &table(&[Slot::IDLE, held, waiting]), f));
+        assert!(admissible(&me, 0, &list(&[Slot::IDLE, held]), f));
+        assert!(!admissible(&me, 0, &list(&[Slot::IDLE, held, waiting]), f));
         // Its own (stale) slot does not count.
-        assert!(admissible(&me, 1, &table(&[Slot::IDLE, waiting]), f));
+        assert!(admissible(&me, 1, &list(&[Slot::IDLE, waiting]), f));
     }
 
     #[test]
@@ -118,16 +125,20 @@ mod tests {
         let f = Faults::default();
         let departed = (r(0, 10), LockMode::Exclusive);
         // Readers 3 and 4 go together; the writer 5 and the reader 6 behind it wait.
-        let mut t = table(&[Slot::IDLE, x(5), s(4), s(3), s(6)]);
+        let mut t = list(&[Slot::IDLE, x(5), s(4), s(3), s(6)]);
         assert_eq!(grant_waiters(&mut t, departed, f), vec![3, 2]);
-        assert_eq!(slot(&t, 3).state, State::Active);
-        assert_eq!(slot(&t, 1).state, State::Waiting);
+        assert_eq!(own(&t, 3).unwrap().state, State::Active);
+        assert_eq!(own(&t, 1).unwrap().state, State::Waiting);
+        // Removal leaves the others in place but the last.
+        assert!(remove(&mut t, 1));
+        assert!(!remove(&mut t, 1));
+        assert_eq!(t.iter().map(|e| e.rank).collect::<Vec<_>>(), vec![4, 2, 3]);
         // One writer at a time.
-        let mut t = table(&[Slot::IDLE, x(2), x(1)]);
+        let mut t = list(&[Slot::IDLE, x(2), x(1)]);
         assert_eq!(grant_waiters(&mut t, departed, f), vec![2]);
         // A holder elsewhere still blocks; the injected fault ignores it.
         let holder = Slot::request(State::Active, r(5, 6), LockMode::Shared, NO_TICKET);
-        let mut t = table(&[Slot::IDLE, x(2), holder]);
+        let mut t = list(&[Slot::IDLE, x(2), holder]);
         assert!(grant_waiters(&mut t, departed, f).is_empty());
         let bad = Faults {
             grant_conflicting: true,

@@ -6,8 +6,9 @@
 //! granted before an earlier one), `try_lock`, timeouts, and exact accounting of wake-up
 //! messages.
 //!
-//! The module has four parts:
-//! * the table layout and [`Slot`] codec (what one rank publishes about itself);
+//! The module has these parts:
+//! * the table layouts: the 2005 algorithm's one [`Slot`] per rank (what one rank publishes
+//!   about itself), and the handoff algorithm's compact list of live requests ([`list`]);
 //! * [`blocks`], the one rule that decides whether another rank's slot keeps a request from
 //!   being granted;
 //! * [`Transport`], what the protocol needs from the world (the table window and the wake-up
@@ -24,6 +25,7 @@
 mod client;
 mod faults;
 mod handoff;
+pub mod list;
 mod transport;
 
 pub use client::{LockClient, Patience, Stats, WakePolicy};
@@ -31,7 +33,7 @@ pub use client::{LockClient, Patience, Stats, WakePolicy};
 pub use faults::Faults;
 #[cfg(not(feature = "testing"))]
 pub(crate) use faults::Faults;
-pub use transport::{Drained, SlotWrites, Transport};
+pub use transport::{Drained, Transport};
 
 use crate::choice::choice;
 use crate::range::{self, ByteRange, LockMode};
@@ -59,9 +61,16 @@ pub const TICKET_WORD: usize = 0;
 /// written by a request's first epoch carries it; it compares as "maybe older than anyone".
 pub const NO_TICKET: u64 = u64::MAX;
 
-/// Number of u64 words of the table window on the home rank for `ranks` ranks.
+/// Number of u64 words of the 2005 algorithm's slot table for `ranks` ranks.
 pub fn table_words(ranks: usize) -> usize {
     HEADER_WORDS + SLOT_WORDS * ranks
+}
+
+/// Number of u64 words of the table window on the home rank for `ranks` ranks: room for
+/// either layout (the slot table of [`Algorithm::Tr2005`], the request list of
+/// [`Algorithm::Handoff`], [`list`]), which share the ticket counter.
+pub fn window_words(ranks: usize) -> usize {
+    table_words(ranks).max(list::list_words(ranks))
 }
 
 /// Word offset of `rank`'s slot in the table window.

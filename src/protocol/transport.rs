@@ -7,6 +7,7 @@
 
 use std::time::Instant;
 
+use super::list::EpochAccess;
 use super::SLOT_WORDS;
 use crate::error::Result;
 
@@ -31,24 +32,15 @@ pub trait Transport {
         table: &mut [u64],
     ) -> Result<u64>;
 
-    /// One epoch on the table, atomic with respect to every other rank's epochs, that decides
-    /// inside itself: take a ticket if `take_ticket` (fetch-and-increment the ticket counter),
-    /// read every slot, this rank's own included, into `table` (`size() * SLOT_WORDS` words),
-    /// complete both, then call `decide(ticket, table)` and write the slots it returns
-    /// (`(rank, words)`, any ranks) before the epoch ends. `decide` may scribble on `table`;
-    /// only the returned writes reach the window. It is called exactly once per successful
-    /// epoch.
+    /// One exclusive epoch on the table, atomic with respect to every other rank's epochs,
+    /// that reads before it writes: `body` reads through the [`EpochAccess`] it is lent (each
+    /// read complete when it returns) and stages writes, which reach the window after every
+    /// read and before the epoch ends. Used by the handoff algorithm's
+    /// [`decided_epoch`](super::list::decided_epoch); `body` runs exactly once per epoch.
     ///
-    /// Over MPI: `MPI_Win_lock(EXCLUSIVE)`, `MPI_Fetch_and_op` + `MPI_Get`, `MPI_Win_flush`,
-    /// `MPI_Put`s, `MPI_Win_unlock`. Used by [`Algorithm::Handoff`](super::Algorithm).
-    ///
-    /// Returns the ticket taken, or [`NO_TICKET`](super::NO_TICKET) when `take_ticket` is false.
-    fn transact(
-        &mut self,
-        take_ticket: bool,
-        table: &mut [u64],
-        decide: &mut dyn FnMut(u64, &mut [u64]) -> SlotWrites,
-    ) -> Result<u64>;
+    /// Over MPI: `MPI_Win_lock(EXCLUSIVE)`; per read `MPI_Fetch_and_op` (the ticket) and
+    /// `MPI_Get`, then `MPI_Win_flush`; the staged `MPI_Put`s; `MPI_Win_unlock`.
+    fn transact(&mut self, body: &mut dyn FnMut(&mut dyn EpochAccess) -> Result<()>) -> Result<()>;
 
     /// Send one wake-up to rank `to`. Never blocks waiting for the receiver.
     fn send_wakeup(&mut self, to: usize) -> Result<()>;
@@ -63,9 +55,6 @@ pub trait Transport {
     /// how many were sent to it in total). Then it checks for anything left over.
     fn shutdown(&mut self, sent: &[u64], received: u64, drain: bool) -> Result<Drained>;
 }
-
-/// Slot writes decided inside a [`Transport::transact`] epoch: `(rank, slot words)`.
-pub type SlotWrites = Vec<(usize, [u64; SLOT_WORDS])>;
 
 /// What [`Transport::shutdown`] found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]

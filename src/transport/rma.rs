@@ -10,9 +10,11 @@
 //! * Wake-ups: zero-byte messages with tag [`WAKE_TAG`] on a duplicate of the user's
 //!   communicator, so they can never match the application's receives.
 //!
-//! * A decided epoch ([`Transport::transact`], the handoff algorithm): the same exclusive
-//!   epoch with the ticket's `MPI_Fetch_and_op` and one `MPI_Get` of every slot, completed
-//!   by `MPI_Win_flush`, then one `MPI_Put` per slot the protocol decided to write.
+//! * A decided epoch ([`Transport::transact`], the handoff algorithm's request list): the same
+//!   exclusive epoch with the ticket's `MPI_Fetch_and_op` and an `MPI_Get` of the list's
+//!   head, completed by `MPI_Win_flush` (a second get and flush only when more requests are
+//!   live than the head holds), then one `MPI_Put` per word run the protocol decided to
+//!   write.
 //!
 //! Progress: with Open MPI's `osc sm` the home rank need not enter MPI for others' epochs to
 //! complete; with `osc pt2pt` (and `ucx`) it must. See `docs/protocol.md`, "Progress".
@@ -24,10 +26,11 @@ use mpi::topology::{Communicator, Rank};
 use mpi::traits::CommunicatorCollectives;
 
 use crate::error::{Error, Result};
+use crate::protocol::list::EpochAccess;
 use crate::protocol::{
-    slot_offset, table_words, Drained, SlotWrites, Transport, NO_TICKET, SLOT_WORDS, TICKET_WORD,
+    slot_offset, window_words, Drained, Transport, NO_TICKET, SLOT_WORDS, TICKET_WORD,
 };
-use crate::sys::{LockKind, Op, OwnedComm, Window};
+use crate::sys::{Epoch, LockKind, Op, OwnedComm, Window};
 
 /// Tag of wake-up messages on the service's private communicator.
 pub const WAKE_TAG: i32 = 0x6272;
@@ -72,7 +75,7 @@ impl RmaTransport {
         let comm = OwnedComm::duplicate(comm)?;
         let rank = comm.rank();
         let size = size as usize;
-        let words = if rank == home { table_words(size) } else { 0 };
+        let words = if rank == home { window_words(size) } else { 0 };
         let window = Window::allocate(comm.comm(), words)?;
         tracing::debug!(
             home,
@@ -146,34 +149,23 @@ impl Transport for RmaTransport {
         Ok(ticket)
     }
 
-    fn transact(
-        &mut self,
-        take_ticket: bool,
-        table: &mut [u64],
-        decide: &mut dyn FnMut(u64, &mut [u64]) -> SlotWrites,
-    ) -> Result<u64> {
-        let one = 1u64;
-        let mut ticket = NO_TICKET;
-        // Outlives the epoch, as the puts' buffers must.
-        let mut writes = SlotWrites::new();
+    fn transact(&mut self, body: &mut dyn FnMut(&mut dyn EpochAccess) -> Result<()>) -> Result<()> {
+        // The staged puts' buffer outlives the epoch, as MPI requires.
+        let mut staged = Staged::default();
         let live = self.live()?;
         live.window.with_lock(self.home, LockKind::Exclusive, |e| {
-            // Read (and take the ticket), and complete both before deciding: the puts below
-            // may hit words just read, which needs the flush in between.
-            e.flushed(|e| {
-                if take_ticket {
-                    e.fetch_and_op(&one, &mut ticket, TICKET_WORD, Op::Sum)?;
-                }
-                e.get(table, slot_offset(0))
-            })?;
-            writes = decide(ticket, table);
-            let writes = &writes;
-            for (rank, words) in writes {
-                e.put(words, slot_offset(*rank))?;
+            let mut access = RmaAccess {
+                epoch: e,
+                staged: Staged::default(),
+            };
+            body(&mut access)?;
+            staged = access.staged;
+            let staged = &staged;
+            for &(at, from, len) in &staged.puts {
+                e.put(&staged.words[from..from + len], at)?;
             }
             Ok(())
-        })?;
-        Ok(ticket)
+        })
     }
 
     fn send_wakeup(&mut self, to: usize) -> Result<()> {
@@ -227,6 +219,42 @@ impl Transport for RmaTransport {
         let freed = window.free().and_then(|()| comm.free());
         let drained = drained?;
         freed.map(|()| drained)
+    }
+}
+
+/// Writes staged by [`RmaAccess::write`]: `(window offset, start in words, length)`.
+#[derive(Debug, Default)]
+struct Staged {
+    words: Vec<u64>,
+    puts: Vec<(usize, usize, usize)>,
+}
+
+/// [`EpochAccess`] over an open exclusive epoch: each read is a flushed `MPI_Get` (with the
+/// ticket's `MPI_Fetch_and_op`); writes wait in [`Staged`] for the end of the epoch, so that
+/// they are ordered after every read.
+struct RmaAccess<'x, 'w, 'b> {
+    epoch: &'x mut Epoch<'w, 'b>,
+    staged: Staged,
+}
+
+impl EpochAccess for RmaAccess<'_, '_, '_> {
+    fn read(&mut self, take_ticket: bool, at: usize, buf: &mut [u64]) -> Result<u64> {
+        let one = 1u64;
+        let mut ticket = NO_TICKET;
+        self.epoch.flushed(|e| {
+            if take_ticket {
+                e.fetch_and_op(&one, &mut ticket, TICKET_WORD, Op::Sum)?;
+            }
+            e.get(buf, at)
+        })?;
+        Ok(ticket)
+    }
+
+    fn write(&mut self, at: usize, words: &[u64]) -> Result<()> {
+        let from = self.staged.words.len();
+        self.staged.words.extend_from_slice(words);
+        self.staged.puts.push((at, from, words.len()));
+        Ok(())
     }
 }
 

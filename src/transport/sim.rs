@@ -7,9 +7,11 @@
 
 use std::time::Instant;
 
+use crate::error::Error;
 use crate::error::Result;
+use crate::protocol::list::EpochAccess;
 use crate::protocol::{
-    slot_offset, table_words, Drained, SlotWrites, Transport, NO_TICKET, SLOT_WORDS, TICKET_WORD,
+    slot_offset, window_words, Drained, Transport, NO_TICKET, SLOT_WORDS, TICKET_WORD,
 };
 use crate::sync::{self, thread, Arc, Condvar, Mutex};
 
@@ -38,14 +40,18 @@ struct World {
 }
 
 impl World {
-    /// Tells the others that a teardown counter moved, and waits until `counter` has counted
-    /// every rank.
+    /// Waits until `counter` (just advanced by the caller) has counted every rank; the last
+    /// rank to arrive wakes the others. Only the last needs to: nobody waits for anything
+    /// else, and waking everyone at every arrival made a barrier of P ranks cost O(P^2)
+    /// wake-ups (minutes per execution at 4,096 simulated ranks under shuttle).
     fn wait_for_all<'a>(
         &self,
         mut td: sync::MutexGuard<'a, Teardown>,
         counter: fn(&Teardown) -> usize,
     ) -> sync::MutexGuard<'a, Teardown> {
-        self.teardown_cv.notify_all();
+        if counter(&td) >= self.size {
+            self.teardown_cv.notify_all();
+        }
         while counter(&td) < self.size {
             td = self.teardown_cv.wait(td).unwrap_or_else(|p| p.into_inner());
         }
@@ -64,7 +70,7 @@ pub struct SimTransport {
 pub fn world(size: usize) -> Vec<SimTransport> {
     let world = Arc::new(World {
         size,
-        table: Mutex::new(vec![0; table_words(size)]),
+        table: Mutex::new(vec![0; window_words(size)]),
         mailboxes: (0..size).map(|_| Mailbox::default()).collect(),
         teardown: Mutex::new(Teardown {
             sent_to: vec![0; size],
@@ -80,19 +86,25 @@ pub fn world(size: usize) -> Vec<SimTransport> {
         .collect()
 }
 
-/// Run `body` on `size` simulated ranks, one thread each, and return their results in rank
-/// order. A panicking rank panics the caller.
-pub fn run_ranks<F, R>(size: usize, body: F) -> Vec<R>
+/// Like [`run_ranks`], with `shards` independent worlds (one table and wake-up channel each,
+/// as for a [`Sharded`](crate::lock::Sharded) lock): `body` gets each rank's transport of
+/// every world, in world order.
+pub fn run_ranks_sharded<F, R>(size: usize, shards: usize, body: F) -> Vec<R>
 where
-    F: Fn(SimTransport) -> R + Send + Sync + 'static,
+    F: Fn(Vec<SimTransport>) -> R + Send + Sync + 'static,
     R: Send + 'static,
 {
+    let mut worlds: Vec<std::vec::IntoIter<SimTransport>> =
+        (0..shards).map(|_| world(size).into_iter()).collect();
+    let per_rank: Vec<Vec<SimTransport>> = (0..size)
+        .map(|_| worlds.iter_mut().filter_map(Iterator::next).collect())
+        .collect();
     let body = Arc::new(body);
-    let handles: Vec<_> = world(size)
+    let handles: Vec<_> = per_rank
         .into_iter()
-        .map(|t| {
+        .map(|ts| {
             let body = body.clone();
-            thread::spawn(move || body(t))
+            thread::spawn(move || body(ts))
         })
         .collect();
     handles
@@ -102,6 +114,60 @@ where
             Err(panic) => std::panic::resume_unwind(panic),
         })
         .collect()
+}
+
+/// [`EpochAccess`] inside the table's critical section: reads copy out at once, writes are
+/// applied when the body is done (after every read, as over MPI).
+struct SimAccess<'a> {
+    table: &'a mut Vec<u64>,
+    staged: Vec<(usize, Vec<u64>)>,
+}
+
+impl SimAccess<'_> {
+    fn check(&self, at: usize, len: usize) -> Result<()> {
+        if at
+            .checked_add(len)
+            .is_some_and(|end| end <= self.table.len())
+        {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(format!(
+                "{len} word(s) at {at} do not fit the simulated table of {} words",
+                self.table.len()
+            )))
+        }
+    }
+}
+
+impl EpochAccess for SimAccess<'_> {
+    fn read(&mut self, take_ticket: bool, at: usize, buf: &mut [u64]) -> Result<u64> {
+        self.check(at, buf.len())?;
+        let ticket = if take_ticket {
+            let t = self.table[TICKET_WORD];
+            self.table[TICKET_WORD] = t + 1;
+            t
+        } else {
+            NO_TICKET
+        };
+        buf.copy_from_slice(&self.table[at..at + buf.len()]);
+        Ok(ticket)
+    }
+
+    fn write(&mut self, at: usize, words: &[u64]) -> Result<()> {
+        self.check(at, words.len())?;
+        self.staged.push((at, words.to_vec()));
+        Ok(())
+    }
+}
+
+/// Run `body` on `size` simulated ranks, one thread each, and return their results in rank
+/// order. A panicking rank panics the caller.
+pub fn run_ranks<F, R>(size: usize, body: F) -> Vec<R>
+where
+    F: Fn(SimTransport) -> R + Send + Sync + 'static,
+    R: Send + 'static,
+{
+    run_ranks_sharded(size, 1, move |mut ts| body(ts.remove(0)))
 }
 
 impl Transport for SimTransport {
@@ -129,30 +195,22 @@ impl Transport for SimTransport {
         } else {
             NO_TICKET
         };
-        table.copy_from_slice(&shared[slot_offset(0)..]);
+        table.copy_from_slice(&shared[slot_offset(0)..slot_offset(self.world.size)]);
         Ok(ticket)
     }
 
-    fn transact(
-        &mut self,
-        take_ticket: bool,
-        table: &mut [u64],
-        decide: &mut dyn FnMut(u64, &mut [u64]) -> SlotWrites,
-    ) -> Result<u64> {
+    fn transact(&mut self, body: &mut dyn FnMut(&mut dyn EpochAccess) -> Result<()>) -> Result<()> {
         let mut shared = sync::lock(&self.world.table);
-        let ticket = if take_ticket {
-            let t = shared[TICKET_WORD];
-            shared[TICKET_WORD] = t + 1;
-            t
-        } else {
-            NO_TICKET
+        let mut access = SimAccess {
+            table: &mut shared,
+            staged: Vec::new(),
         };
-        table.copy_from_slice(&shared[slot_offset(0)..]);
-        for (rank, words) in decide(ticket, table) {
-            let at = slot_offset(rank);
-            shared[at..at + SLOT_WORDS].copy_from_slice(&words);
+        body(&mut access)?;
+        let SimAccess { table, staged } = access;
+        for (at, words) in staged {
+            table[at..at + words.len()].copy_from_slice(&words);
         }
-        Ok(ticket)
+        Ok(())
     }
 
     fn send_wakeup(&mut self, to: usize) -> Result<()> {

@@ -25,9 +25,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use brlock::check::verify::{Observed, Observer};
+use brlock::lock::Sharded;
 use brlock::protocol::{Algorithm, Faults, LockClient, Stats, WakePolicy};
 use brlock::protocol::{Drained, Transport};
-use brlock::transport::sim::run_ranks;
+use brlock::transport::sim::run_ranks_sharded;
 use brlock::{ByteRange, LockMode, RangeLock};
 
 /// Panic message prefix of a mutual exclusion failure.
@@ -100,6 +101,12 @@ pub struct Scenario {
     pub wake: WakePolicy,
     /// The algorithm ([`Scenario::new`]: the 2005 one, whose controls are the older ones).
     pub algorithm: Algorithm,
+    /// Shards of a [`Sharded`] lock (1: the plain service, no `Sharded` around it).
+    pub shards: usize,
+    /// Stripe size of the shards, in bytes.
+    pub stripe: u64,
+    /// Odd ranks take shards in decreasing order (the deadlock control of sharding).
+    pub shards_out_of_order: bool,
 }
 
 impl Scenario {
@@ -110,7 +117,23 @@ impl Scenario {
             faults: Faults::default(),
             wake: WakePolicy::default(),
             algorithm: Algorithm::Tr2005,
+            shards: 1,
+            stripe: 1,
+            shards_out_of_order: false,
         }
+    }
+
+    /// The same plans on `shards` shards of `stripe` bytes.
+    pub fn sharded(mut self, shards: usize, stripe: u64) -> Self {
+        self.shards = shards;
+        self.stripe = stripe;
+        self
+    }
+
+    /// The same plans with odd ranks taking shards in decreasing order.
+    pub fn with_shards_out_of_order(mut self) -> Self {
+        self.shards_out_of_order = true;
+        self
     }
 
     /// The same plans run by `algorithm`.
@@ -154,59 +177,61 @@ pub struct RankReport {
     pub drained: Drained,
 }
 
-/// One rank's side of the workload: run `ops` through a `LockClient` over `t`, reporting to
-/// `obs`; `hold(rank)` runs while the range is held. Ends with `shutdown()` (collective).
+/// How one rank runs: the protocol variant and, for a sharded lock, its shape.
+#[derive(Debug, Clone, Copy)]
+pub struct Variant {
+    pub faults: Faults,
+    pub wake: WakePolicy,
+    pub algorithm: Algorithm,
+    pub stripe: u64,
+    pub shards_out_of_order: bool,
+}
+
+fn client<T: Transport>(t: T, v: Variant) -> LockClient<T> {
+    LockClient::new(t)
+        .with_faults(v.faults)
+        .with_wake_policy(v.wake)
+        .with_algorithm(v.algorithm)
+}
+
+/// One rank's side of the workload: run `ops` through a `LockClient` over each transport of
+/// `ts` (one: the plain service; more: a [`Sharded`] lock over them), reporting to `obs`;
+/// `hold(rank)` runs while the range is held. Ends with `shutdown()` of every service
+/// (collective).
 pub fn run_rank<T: Transport>(
-    t: T,
+    mut ts: Vec<T>,
     obs: &Observer,
     ops: &[Op],
-    variant: (Faults, WakePolicy, Algorithm),
+    v: Variant,
     hold: fn(usize),
 ) -> RankReport {
-    let rank = t.rank();
-    let mut client = LockClient::new(t)
-        .with_faults(variant.0)
-        .with_wake_policy(variant.1)
-        .with_algorithm(variant.2);
-    let (mut locks, mut granted, mut gave_up) = (0, 0, 0);
-    for op in ops {
-        let arrival = obs.arriving();
-        let got = match op.how {
-            How::Lock => {
-                locks += 1;
-                client.lock(op.range, op.mode).expect("lock failed");
-                true
-            }
-            How::Try => client.try_lock(op.range, op.mode).expect("try_lock failed"),
-            How::Timeout(d) => client
-                .lock_timeout(op.range, op.mode, d)
-                .expect("lock_timeout failed"),
-        };
-        if got {
-            granted += 1;
-            assert_eq!(
-                client.held(),
-                Some((op.range, op.mode)),
-                "{LOST_GRANT}: rank {rank} was granted but does not hold its range"
-            );
-            let ticket = client
-                .last_ticket()
-                .expect("a granted request has a ticket");
-            obs.granted(rank, op.range, op.mode, ticket, arrival);
-            hold(rank);
-            obs.releasing(rank);
-            client.unlock().expect("unlock failed");
-        } else {
-            gave_up += 1;
-            assert_eq!(
-                client.held(),
-                None,
-                "rank {rank} gave up but still holds a range"
-            );
+    let rank = ts[0].rank();
+    let ((locks, granted, gave_up), stats, drained) = if ts.len() == 1 {
+        let mut lock = client(ts.remove(0), v);
+        let counts = run_ops(&mut lock, rank, obs, ops, hold);
+        let stats = lock.stats();
+        (counts, stats, lock.shutdown().expect("shutdown failed"))
+    } else {
+        let clients = ts.into_iter().map(|t| client(t, v)).collect();
+        let mut lock = Sharded::new(clients, v.stripe).expect("a valid sharded lock");
+        if v.shards_out_of_order && rank % 2 == 1 {
+            lock = lock.with_shards_out_of_order();
         }
-    }
-    let stats = client.stats();
-    let drained = client.shutdown().expect("shutdown failed");
+        let counts = run_ops(&mut lock, rank, obs, ops, hold);
+        let (mut stats, mut drained) = (Stats::default(), Drained::default());
+        for shard in lock.into_shards() {
+            let s = shard.stats();
+            stats.retries += s.retries;
+            stats.waits += s.waits;
+            let d = shard.shutdown().expect("shutdown failed");
+            drained.drained += d.drained;
+            drained.leftover += d.leftover;
+        }
+        // A sharded request is one acquisition of the whole lock, however many shards it
+        // took.
+        stats.acquisitions = counts.1;
+        (counts, stats, drained)
+    };
     RankReport {
         rank,
         locks,
@@ -215,6 +240,53 @@ pub fn run_rank<T: Transport>(
         stats,
         drained,
     }
+}
+
+/// Runs `ops` on `lock`; returns (plain locks, granted, given up).
+fn run_ops<L: RangeLock>(
+    lock: &mut L,
+    rank: usize,
+    obs: &Observer,
+    ops: &[Op],
+    hold: fn(usize),
+) -> (u64, u64, u64) {
+    let (mut locks, mut granted, mut gave_up) = (0, 0, 0);
+    for op in ops {
+        let arrival = obs.arriving();
+        let got = match op.how {
+            How::Lock => {
+                locks += 1;
+                lock.lock(op.range, op.mode).expect("lock failed");
+                true
+            }
+            How::Try => lock.try_lock(op.range, op.mode).expect("try_lock failed"),
+            How::Timeout(d) => lock
+                .lock_timeout(op.range, op.mode, d)
+                .expect("lock_timeout failed"),
+        };
+        if got {
+            granted += 1;
+            assert_eq!(
+                lock.held(),
+                Some((op.range, op.mode)),
+                "{LOST_GRANT}: rank {rank} was granted but does not hold its range"
+            );
+            let tickets = lock.arrival_tickets();
+            assert!(!tickets.is_empty(), "a granted request has a ticket");
+            obs.granted(rank, op.range, op.mode, &tickets, arrival);
+            hold(rank);
+            obs.releasing(rank);
+            lock.unlock().expect("unlock failed");
+        } else {
+            gave_up += 1;
+            assert_eq!(
+                lock.held(),
+                None,
+                "rank {rank} gave up but still holds a range"
+            );
+        }
+    }
+    (locks, granted, gave_up)
 }
 
 /// Hold a range without doing anything (the model checkers interleave at every
@@ -276,10 +348,16 @@ pub fn simulate(sc: &Scenario, hold: fn(usize)) -> Outcome {
     let obs = Observer::new(n);
     let rank_obs = obs.clone();
     let plans = sc.plans.clone();
-    let variant = (sc.faults, sc.wake, sc.algorithm);
-    let reports = run_ranks(n, move |t| {
-        let r = t.rank();
-        run_rank(t, &rank_obs, &plans[r], variant, hold)
+    let variant = Variant {
+        faults: sc.faults,
+        wake: sc.wake,
+        algorithm: sc.algorithm,
+        stripe: sc.stripe,
+        shards_out_of_order: sc.shards_out_of_order,
+    };
+    let reports = run_ranks_sharded(n, sc.shards, move |ts| {
+        let r = ts[0].rank();
+        run_rank(ts, &rank_obs, &plans[r], variant, hold)
     });
     Outcome {
         observed: obs.observed(),

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::args::{choice, choice_of, Json};
+use crate::args::{choice, choice_of, Json, Shards};
 use crate::output::exec;
 use brlock::check::bench::lock::LockBench;
 use brlock::check::lock::LockBackend;
@@ -57,6 +57,8 @@ pub struct LockBenchArgs {
     #[arg(long, value_parser = choice::<Algorithm>(), default_value_t = Algorithm::default())]
     algorithm: Algorithm,
     #[command(flatten)]
+    shards: Shards,
+    #[command(flatten)]
     output: Json,
 }
 
@@ -77,6 +79,8 @@ pub fn run(rt: &Runtime, args: &LockBenchArgs) -> Result<ExitCode> {
         seed: args.seed,
         home: args.home,
         algorithm: args.algorithm,
+        homes: usize::try_from(args.shards.homes).unwrap_or(1),
+        stripe: args.shards.stripe,
     };
     exec(rt, bench, args.output.json)
 }

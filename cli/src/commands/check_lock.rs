@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::args::{choice, Json};
+use crate::args::{choice, Json, Shards};
 use crate::output::exec;
 use brlock::check::lock::{LockBackend, LockCheck};
 use brlock::check::workload::{ModeMix, Pattern};
@@ -61,6 +61,8 @@ pub struct LockCheckArgs {
     #[arg(long, value_parser = choice::<Algorithm>(), default_value_t = Algorithm::default())]
     algorithm: Algorithm,
     #[command(flatten)]
+    shards: Shards,
+    #[command(flatten)]
     output: Json,
 }
 
@@ -79,6 +81,8 @@ pub fn run(rt: &Runtime, args: &LockCheckArgs) -> Result<ExitCode> {
         file: args.file.clone(),
         home: args.home,
         algorithm: args.algorithm,
+        homes: usize::try_from(args.shards.homes).unwrap_or(1),
+        stripe: args.shards.stripe,
         try_percent: args.try_percent,
         timeout: Duration::from_micros(args.timeout_us),
         busy_home_ms: args.busy_home_ms,

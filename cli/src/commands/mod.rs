@@ -7,6 +7,7 @@
 
 mod bench_append;
 mod bench_atomic;
+mod bench_layout;
 mod bench_lock;
 mod bench_sieve;
 mod check_atomicity;
@@ -68,6 +69,7 @@ pub enum Command {
 pub fn run_local(command: &Command) -> Option<Result<ExitCode>> {
     match command {
         Command::CollectCat(args) => Some(collect::cat(args)),
+        Command::Bench(BenchCommand::Layout(args)) => Some(bench_layout::run(args)),
         _ => None,
     }
 }
@@ -102,6 +104,9 @@ pub enum BenchCommand {
     /// Latency of lock+unlock and throughput, for the one-sided lock service or fcntl locks,
     /// against the raw cost of the transport's epoch pair; exclusion is checked throughout.
     Lock(bench_lock::LockBenchArgs),
+    /// Bytes each lock epoch moves as the job grows, per algorithm (the table layouts), on the
+    /// in-process simulation up to thousands of ranks. Needs no MPI.
+    Layout(bench_layout::LayoutBenchArgs),
     /// Many ranks write small records: one-sided appends to one file, flock per batch, or one
     /// file per record; every record is checked afterwards.
     Append(bench_append::AppendBenchArgs),
@@ -130,6 +135,7 @@ pub fn run(rt: &Runtime, command: &Command) -> Result<ExitCode> {
         Command::Bench(BenchCommand::Append(args)) => bench_append::run(rt, args),
         Command::Bench(BenchCommand::Atomic(args)) => bench_atomic::run(rt, args),
         Command::Bench(BenchCommand::Sieve(args)) => bench_sieve::run(rt, args),
+        Command::Bench(BenchCommand::Layout(args)) => bench_layout::run(args),
         Command::Collect(args) => collect::run(rt, args),
         Command::CollectCat(args) => collect::cat(args),
     }

@@ -34,6 +34,7 @@ use mpi::topology::{Communicator, Rank};
 use serde::Serialize;
 
 use crate::check::lock::{absolute, LockBackend, LockFile};
+use crate::check::lock::{open_service, service_stats, shutdown_service, validate_homes};
 use crate::check::stamp::{
     drive, gather_records, gather_to_root, Latency, LoopConfig, Record, StampChecker,
 };
@@ -41,7 +42,8 @@ use crate::check::workload::{ModeMix, Pattern, Workload};
 use crate::check::{mpi_library, requested_osc, Check, Outcome, Run};
 use crate::collective::agree_result;
 use crate::error::{Error, Result};
-use crate::lock::{RangeLock, RmaLock};
+use crate::lock::rma::spread_homes;
+use crate::lock::RangeLock;
 use crate::protocol::Algorithm;
 use crate::protocol::{Slot, State, Stats, Transport, NO_TICKET, SLOT_WORDS};
 use crate::transport::rma::RmaTransport;
@@ -74,6 +76,10 @@ pub struct LockBench {
     pub home: Rank,
     /// The one-sided service's algorithm.
     pub algorithm: Algorithm,
+    /// Home ranks of the one-sided service's shards (1: one table on `home`).
+    pub homes: usize,
+    /// Stripe size of the shards, in bytes.
+    pub stripe: u64,
 }
 
 /// The report: one object on rank 0. Latencies are in microseconds, merged over all ranks'
@@ -102,6 +108,15 @@ pub struct LockBenchReport {
     pub home: i32,
     /// The one-sided service's algorithm (one-sided service only).
     pub algorithm: Option<Algorithm>,
+    /// The home ranks of the one-sided service's shards (one-sided service only).
+    pub homes: Option<Vec<i32>>,
+    /// Stripe size of the shards in bytes (one-sided service only).
+    pub stripe: Option<u64>,
+    /// Epochs each home served in the timed phase, all ranks (one-sided service only).
+    pub epochs_per_home: Option<Vec<u64>>,
+    /// The busiest home's share of the epochs (one-sided service only; `1 / homes` when the
+    /// load is spread evenly).
+    pub busiest_home_share: Option<f64>,
     /// Timed operations of all ranks.
     pub operations: u64,
     /// Wall time of the timed lock phase, barrier to barrier, the longest over ranks.
@@ -134,6 +149,9 @@ pub struct LockBenchReport {
     pub epochs_per_op: Option<f64>,
     /// Wake-up (handoff: grant) messages per timed operation (one-sided service only).
     pub messages_per_op: Option<f64>,
+    /// Bytes moved between the ranks and the table window per timed operation, read and
+    /// written (one-sided service only): the table layout's cost.
+    pub bytes_per_op: Option<f64>,
     /// Failed grant attempts followed by another (one-sided service only).
     pub retries: Option<u64>,
     /// Times a rank blocked for a wake-up (one-sided service only).
@@ -168,6 +186,8 @@ struct Phase {
     seconds: f64,
     /// Protocol counters of the timed operations (one-sided service only).
     stats: Option<Stats>,
+    /// This rank's epochs of the timed operations at each home (one-sided service only).
+    epochs_per_home: Vec<u64>,
     leftover: u64,
 }
 
@@ -198,7 +218,7 @@ impl Check for LockBench {
                 self.home
             )));
         }
-        Ok(())
+        validate_homes(self.backend, self.homes, self.stripe, ranks)
     }
 
     /// Opens the lock file of the fcntl backends and records, on rank 0, the file and its file
@@ -291,14 +311,23 @@ impl Run for PreparedLockBench {
             stats.retries,
             stats.waits,
             stats.wakeups_sent,
+            stats.words,
         ];
-        let mut sums = [0u64; 6];
+        let mut sums = [0u64; 7];
         world.all_reduce_into(&mine[..], &mut sums[..], SystemOperation::sum());
         let mut seconds = 0.0f64;
         world.all_reduce_into(&phase.seconds, &mut seconds, SystemOperation::max());
+        let mut mine_per_home = phase.epochs_per_home.clone();
+        mine_per_home.resize(args.homes, 0);
+        let mut per_home = vec![0u64; args.homes];
+        world.all_reduce_into(
+            &mine_per_home[..],
+            &mut per_home[..],
+            SystemOperation::sum(),
+        );
         let records = gather_records(world, &phase.records);
         checker.free()?;
-        let [violations, leftover, epochs, retries, waits, messages] = sums;
+        let [violations, leftover, epochs, retries, waits, messages, words] = sums;
         let ok = violations == 0 && leftover == 0;
 
         let (Some(records), Some(raw_spaced), Some(raw_back_to_back)) =
@@ -330,6 +359,13 @@ impl Run for PreparedLockBench {
             seed: args.seed,
             home: args.home,
             algorithm: rma.then_some(args.algorithm),
+            homes: rma.then(|| spread_homes(comm.size(), args.homes, args.home)),
+            stripe: rma.then_some(args.stripe),
+            busiest_home_share: rma.then(|| {
+                per_home.iter().copied().max().unwrap_or(0) as f64
+                    / per_home.iter().sum::<u64>().max(1) as f64
+            }),
+            epochs_per_home: rma.then_some(per_home),
             operations,
             seconds,
             ops_per_s: operations as f64 / seconds.max(1e-9),
@@ -346,6 +382,7 @@ impl Run for PreparedLockBench {
             leftover_messages: rma.then_some(leftover),
             epochs_per_op: rma.then(|| epochs as f64 / operations.max(1) as f64),
             messages_per_op: rma.then(|| messages as f64 / operations.max(1) as f64),
+            bytes_per_op: rma.then(|| 8.0 * words as f64 / operations.max(1) as f64),
             retries: rma.then_some(retries),
             waits: rma.then_some(waits),
             file: file.or_else(|| args.file.as_deref().map(made_absolute)),
@@ -393,13 +430,23 @@ impl fmt::Display for LockBenchReport {
         let algorithm = r
             .algorithm
             .map_or(String::new(), |a| format!(" (algorithm {a})"));
-        let costs = match (r.epochs_per_op, r.messages_per_op) {
-            (Some(e), Some(m)) => format!("; {e:.2} epochs and {m:.2} messages per lock+unlock"),
+        let homes = match (&r.homes, &r.epochs_per_home) {
+            (Some(h), Some(e)) if h.len() > 1 => format!(
+                ", {} homes {h:?} of {}-byte stripes serving {e:?} epochs",
+                h.len(),
+                r.stripe.unwrap_or(0)
+            ),
+            _ => String::new(),
+        };
+        let costs = match (r.epochs_per_op, r.messages_per_op, r.bytes_per_op) {
+            (Some(e), Some(m), Some(b)) => {
+                format!("; {e:.2} epochs, {m:.2} messages and {b:.0} bytes per lock+unlock")
+            }
             _ => String::new(),
         };
         write!(
             f,
-            "bench lock: backend {:?}{algorithm}, pattern {:?}, mode {:?}, {} ranks x {} ops{file}: \
+            "bench lock: backend {:?}{algorithm}{homes}, pattern {:?}, mode {:?}, {} ranks x {} ops{file}: \
              lock+unlock mean {:.2} us{ratio}, p50 {:.2}, p99 {:.2}, max {:.1}; \
              raw epoch pair mean {:.2} us, p50 {:.2}; {:.0} ops/s{costs}; {} violations: {}",
             r.backend,
@@ -434,9 +481,11 @@ fn phases(
     let phase = match lock_file {
         Some(file) => lock_phase(args.warmup, cfg, &mut file.lock, checker, |_| None)?,
         None => {
-            let mut lock = RmaLock::open(world, args.home)?.with_algorithm(args.algorithm);
-            let phase = lock_phase(args.warmup, cfg, &mut lock, checker, |l| Some(l.stats()));
-            let drained = agree_result(world, "shut the lock service down", lock.shutdown());
+            let mut lock = open_service(world, args.home, args.homes, args.stripe, args.algorithm)?;
+            let phase = lock_phase(args.warmup, cfg, &mut lock, checker, |l| {
+                Some(service_stats(l))
+            });
+            let drained = shutdown_service(world, lock);
             let mut phase = phase?;
             phase.leftover = drained?.leftover;
             phase
@@ -554,7 +603,7 @@ fn lock_phase<L: RangeLock>(
     cfg: &LoopConfig,
     lock: &mut L,
     checker: &StampChecker,
-    stats: impl Fn(&L) -> Option<Stats>,
+    stats: impl Fn(&L) -> Option<(Stats, Vec<u64>)>,
 ) -> Result<Phase> {
     let mut scratch = Vec::with_capacity(usize::try_from(warmup).unwrap_or(0));
     let warm = LoopConfig {
@@ -572,24 +621,29 @@ fn lock_phase<L: RangeLock>(
     let timed = agree_result(checker.comm(), "acquire and release", timed);
     let seconds = t0.elapsed().as_secs_f64();
     violations += timed?;
-    let stats = match (before, stats(lock)) {
-        (Some(a), Some(b)) => Some(Stats {
-            acquisitions: b.acquisitions - a.acquisitions,
-            abandoned: b.abandoned - a.abandoned,
-            retries: b.retries - a.retries,
-            max_retries: b.max_retries,
-            epochs: b.epochs - a.epochs,
-            waits: b.waits - a.waits,
-            wakeups_sent: b.wakeups_sent - a.wakeups_sent,
-            wakeups_received: b.wakeups_received - a.wakeups_received,
-        }),
-        _ => None,
+    let (stats, epochs_per_home) = match (before, stats(lock)) {
+        (Some((a, home_a)), Some((b, home_b))) => (
+            Some(Stats {
+                acquisitions: b.acquisitions - a.acquisitions,
+                abandoned: b.abandoned - a.abandoned,
+                retries: b.retries - a.retries,
+                max_retries: b.max_retries,
+                epochs: b.epochs - a.epochs,
+                words: b.words - a.words,
+                waits: b.waits - a.waits,
+                wakeups_sent: b.wakeups_sent - a.wakeups_sent,
+                wakeups_received: b.wakeups_received - a.wakeups_received,
+            }),
+            home_b.iter().zip(&home_a).map(|(b, a)| b - a).collect(),
+        ),
+        _ => (None, Vec::new()),
     };
     Ok(Phase {
         records,
         violations,
         seconds,
         stats,
+        epochs_per_home,
         leftover: 0,
     })
 }
