@@ -361,6 +361,8 @@ for fs in "${fs_list[@]}"; do
     for ranks in "${ranks_list[@]}"; do
         for pattern in "${patterns[@]}"; do
             for backend in "${backends[@]}"; do
+                # rma-hK needs at least K ranks (one home each).
+                [[ "$backend" == rma-h[0-9]* ]] && ((${backend#rma-h} > ranks)) && continue
                 configs+=("$fs $ranks $pattern $backend")
             done
         done
