@@ -1,6 +1,6 @@
 //! The handoff algorithm's table layout: a compact list of live requests, so that an epoch
 //! moves bytes in proportion to the requests that are live, not to the number of ranks
-//! (`docs/protocol.md`, "The request list").
+//! (`docs/protocol.md`, "Layout").
 //!
 //! ```text
 //! word 0                  ticket counter (shared with the slot layout)

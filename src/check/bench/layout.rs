@@ -7,8 +7,7 @@
 //! moved between it and the table window per acquire and per lock+unlock
 //! ([`Stats::words`](crate::protocol::Stats::words)). The 2005 layout
 //! reads every other rank's slot in every epoch, `8 (1 + 4 P)` bytes; the handoff
-//! algorithm's request list reads the live requests only (`docs/protocol.md`, "The request
-//! list").
+//! algorithm's request list reads the live requests only (`docs/protocol.md`, "Layout").
 
 use std::fmt;
 
