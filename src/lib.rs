@@ -8,15 +8,16 @@
 //!   piece lists, the error type, named choices.
 //! * [`sys`]: the only module with `unsafe` code, a small safe layer over `mpi::ffi`
 //!   (windows, epochs, communicators, MPI-IO, one `statx`).
-//! * [`protocol`]: the lock algorithm (Thakur, Ross and Latham, EuroPVM/MPI 2005, extended
-//!   with shared locks, tickets for bounded waiting, try-lock and timeouts), written once
-//!   against its own [`protocol::Transport`] abstraction. No MPI inside.
+//! * [`protocol`]: the lock algorithms (the default hands a released range directly to its
+//!   waiters over a list of live requests; Thakur, Ross and Latham's of EuroPVM/MPI 2005 is
+//!   the other), with shared locks, tickets for bounded waiting, try-lock and timeouts,
+//!   written once against their own [`protocol::Transport`] abstraction. No MPI inside.
 //! * [`transport`]: implementations of that abstraction: MPI one-sided communication
 //!   ([`transport::rma`]) and, with the `testing` feature, an in-process simulation used by
 //!   the model checks.
 //! * [`lock`]: the one trait every byte-range lock implements ([`RangeLock`]), its RAII guard,
-//!   and the locks: the MPI one-sided service ([`RmaLock`]) and the kernel's `fcntl` locks
-//!   ([`FcntlLock`]).
+//!   and the locks: the MPI one-sided service ([`RmaLock`]), sharded over several home ranks
+//!   ([`lock::Sharded`]), and the kernel's `fcntl` locks ([`FcntlLock`]).
 //! * [`collective`]: what ranks agree on (one outcome for all, a path chosen by rank 0).
 //! * [`io`]: file I/O over the locks: atomic mode, coherence across client caches, data
 //!   sieving, shared-file appends and the `collect` engine.

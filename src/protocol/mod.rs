@@ -1,10 +1,11 @@
 //! The byte-range lock protocol, independent of any transport.
 //!
-//! This is the algorithm of Thakur, Ross and Latham (EuroPVM/MPI 2005) with the extensions
-//! described in `docs/protocol.md`: shared and exclusive modes, tickets that make grants
-//! first-come-first-served among conflicting requests (no later conflicting request is ever
-//! granted before an earlier one), `try_lock`, timeouts, and exact accounting of wake-up
-//! messages.
+//! Two algorithms over one driver: the handoff algorithm (the default: decide in one epoch, a
+//! release grants the range directly) and the algorithm of Thakur, Ross and Latham
+//! (EuroPVM/MPI 2005), both with the extensions described in `docs/protocol.md`: shared and
+//! exclusive modes, tickets that make grants first-come-first-served among conflicting
+//! requests (no later conflicting request is ever granted before an earlier one), `try_lock`,
+//! timeouts, and exact accounting of wake-up messages.
 //!
 //! The module has these parts:
 //! * the table layouts: the 2005 algorithm's one [`Slot`] per rank (what one rank publishes
