@@ -217,7 +217,8 @@ pub fn validate_homes(backend: LockBackend, homes: usize, stripe: u64, ranks: i3
 /// (one shard when `homes` is 1). Collective over `comm`.
 ///
 /// # Errors
-/// As [`RmaLock::open_sharded`].
+/// [`Error::InvalidArgument`] if `home` is not a rank of `comm`; as
+/// [`RmaLock::open_sharded`].
 pub fn open_service<C: Communicator>(
     comm: &C,
     home: Rank,
@@ -225,6 +226,13 @@ pub fn open_service<C: Communicator>(
     stripe: u64,
     algorithm: Algorithm,
 ) -> Result<Sharded<RmaLock>> {
+    // Checked before spreading, which would wrap an outside rank into the communicator.
+    if !(0..comm.size()).contains(&home) {
+        return Err(Error::InvalidArgument(format!(
+            "home rank {home} is not a rank of the communicator (0..{})",
+            comm.size()
+        )));
+    }
     RmaLock::open_sharded(
         comm,
         &spread_homes(comm.size(), homes, home),
