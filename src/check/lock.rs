@@ -217,8 +217,7 @@ pub fn validate_homes(backend: LockBackend, homes: usize, stripe: u64, ranks: i3
 /// (one shard when `homes` is 1). Collective over `comm`.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] if `home` is not a rank of `comm`; as
-/// [`RmaLock::open_sharded`].
+/// As [`spread_homes`] and [`RmaLock::open_sharded`].
 pub fn open_service<C: Communicator>(
     comm: &C,
     home: Rank,
@@ -226,16 +225,9 @@ pub fn open_service<C: Communicator>(
     stripe: u64,
     algorithm: Algorithm,
 ) -> Result<Sharded<RmaLock>> {
-    // Checked before spreading, which would wrap an outside rank into the communicator.
-    if !(0..comm.size()).contains(&home) {
-        return Err(Error::InvalidArgument(format!(
-            "home rank {home} is not a rank of the communicator (0..{})",
-            comm.size()
-        )));
-    }
     RmaLock::open_sharded(
         comm,
-        &spread_homes(comm.size(), homes, home),
+        &spread_homes(comm.size(), homes, home)?,
         stripe,
         algorithm,
     )
@@ -588,7 +580,8 @@ impl PreparedLockCheck {
             home: args.home,
             algorithm: (args.backend == LockBackend::Rma).then_some(args.algorithm),
             homes: (args.backend == LockBackend::Rma)
-                .then(|| spread_homes(ranks, args.homes, args.home)),
+                .then(|| spread_homes(ranks, args.homes, args.home).ok())
+                .flatten(),
             stripe: (args.backend == LockBackend::Rma).then_some(args.stripe),
             epochs_per_home: None,
             lock_file,

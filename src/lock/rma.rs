@@ -63,12 +63,21 @@ impl LockClient<RmaTransport> {
 /// `k` home ranks spread evenly over `size` ranks starting at `first`: rank
 /// `(first + i * size / k) mod size` for shard `i` (distinct when `k <= size`; on block-mapped
 /// jobs, on different nodes as far as possible).
-pub fn spread_homes(size: Rank, k: usize, first: Rank) -> Vec<Rank> {
-    let size = i64::from(size.max(1));
+///
+/// # Errors
+/// [`crate::Error::InvalidArgument`] if `first` is not in `0..size` (it would otherwise wrap
+/// into the communicator silently).
+pub fn spread_homes(size: Rank, k: usize, first: Rank) -> Result<Vec<Rank>> {
+    if !(0..size).contains(&first) {
+        return Err(crate::Error::InvalidArgument(format!(
+            "home rank {first} is not a rank of the communicator (0..{size})"
+        )));
+    }
+    let size = i64::from(size);
     let k_wide = i64::try_from(k.max(1)).unwrap_or(i64::MAX);
-    (0..k_wide)
-        .map(|i| ((i64::from(first) + i * size / k_wide).rem_euclid(size)) as Rank)
-        .collect()
+    Ok((0..k_wide)
+        .map(|i| ((i64::from(first) + i * size / k_wide) % size) as Rank)
+        .collect())
 }
 
 impl<T: Transport> RangeLock for LockClient<T> {

@@ -220,7 +220,7 @@ impl<T: Transport> LockClient<T> {
     /// One table epoch: publish `slot`, read the others. Returns the ticket if one was taken.
     fn exchange(&mut self, slot: Slot, take_ticket: bool) -> Result<u64> {
         self.stats.epochs += 1;
-        self.stats.words += list::exchange_words(self.table.len() / SLOT_WORDS, take_ticket);
+        self.stats.words += super::exchange_words(self.table.len() / SLOT_WORDS, take_ticket);
         self.transport
             .exchange(&slot.encode(), take_ticket, &mut self.table)
     }

@@ -121,19 +121,22 @@ pub fn decided_epoch<T: Transport + ?Sized>(
                     head[0]
                 ))
             })?;
-        let mut raw = head.split_off(1);
-        raw.truncate(n.min(prefetch) * ENTRY_WORDS);
+        let decode = |words: &[u64]| {
+            words
+                .chunks_exact(ENTRY_WORDS)
+                .map(|w| Entry::decode(w, ranks))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    Error::Poisoned("the lock table lists a rank that is not one".into())
+                })
+        };
+        let mut old = decode(&head[1..1 + n.min(prefetch) * ENTRY_WORDS])?;
         if n > prefetch {
             let mut rest = vec![0u64; (n - prefetch) * ENTRY_WORDS];
             access.read(false, entry_offset(prefetch), &mut rest)?;
             out.words += rest.len() as u64;
-            raw.extend_from_slice(&rest);
+            old.extend(decode(&rest)?);
         }
-        let old = raw
-            .chunks_exact(ENTRY_WORDS)
-            .map(|w| Entry::decode(w, ranks))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| Error::Poisoned("the lock table lists a rank that is not one".into()))?;
         let mut list = old.clone();
         decide(out.ticket, &mut list);
         if list.len() > ranks {
@@ -155,12 +158,6 @@ pub fn decided_epoch<T: Transport + ?Sized>(
         Ok(())
     })?;
     Ok(out)
-}
-
-/// The 2005 layout's words per epoch of [`Transport::exchange`] for `ranks` ranks: the own
-/// slot written, every other slot read, and the ticket if taken.
-pub fn exchange_words(ranks: usize, take_ticket: bool) -> u64 {
-    (SLOT_WORDS * ranks) as u64 + u64::from(take_ticket)
 }
 
 #[cfg(test)]

@@ -67,6 +67,12 @@ pub fn table_words(ranks: usize) -> usize {
     HEADER_WORDS + SLOT_WORDS * ranks
 }
 
+/// The 2005 layout's words per epoch of [`Transport::exchange`] for `ranks` ranks: the own
+/// slot written, every other slot read, and the ticket if taken.
+pub fn exchange_words(ranks: usize, take_ticket: bool) -> u64 {
+    (SLOT_WORDS * ranks) as u64 + u64::from(take_ticket)
+}
+
 /// Number of u64 words of the table window on the home rank for `ranks` ranks: room for
 /// either layout (the slot table of [`Algorithm::Tr2005`], the request list of
 /// [`Algorithm::Handoff`], [`list`]), which share the ticket counter.

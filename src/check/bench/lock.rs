@@ -359,7 +359,9 @@ impl Run for PreparedLockBench {
             seed: args.seed,
             home: args.home,
             algorithm: rma.then_some(args.algorithm),
-            homes: rma.then(|| spread_homes(comm.size(), args.homes, args.home)),
+            homes: rma
+                .then(|| spread_homes(comm.size(), args.homes, args.home).ok())
+                .flatten(),
             stripe: rma.then_some(args.stripe),
             busiest_home_share: rma.then(|| {
                 per_home.iter().copied().max().unwrap_or(0) as f64
