@@ -188,12 +188,31 @@ fn lock_check(u: &mut Unstructured<'_>, ranks: i32) -> Result<()> {
         timeout: duration(u)?,
         busy_home_ms: edgy_u64(u)?,
         algorithm: choice(u)?,
+        homes: edgy_usize(u)?,
+        stripe: edgy_u64(u)?,
     };
     let ok = validated(&c, ranks);
     if c.file.is_some() && c.backend.fcntl_kind().is_none() {
         assert!(!ok, "a lock file with a backend that takes none: {c:?}");
     }
+    assert_shards_refused(c.backend, c.homes, c.stripe, ranks, ok, &c);
     Ok(())
+}
+
+/// Shard settings the lock check and benchmark must refuse: no homes, more homes than ranks,
+/// several homes for a service that has one, or an empty stripe.
+fn assert_shards_refused(
+    backend: LockBackend,
+    homes: usize,
+    stripe: u64,
+    ranks: i32,
+    ok: bool,
+    c: &dyn Debug,
+) {
+    let too_many = usize::try_from(ranks.max(1)).is_ok_and(|r| homes > r);
+    if homes == 0 || too_many || stripe == 0 || (homes > 1 && backend != LockBackend::Rma) {
+        assert!(!ok, "accepted bad shard settings {c:?} on {ranks} ranks");
+    }
 }
 
 fn atomicity_check(u: &mut Unstructured<'_>, ranks: i32) -> Result<()> {
@@ -256,11 +275,14 @@ fn lock_bench(u: &mut Unstructured<'_>, ranks: i32) -> Result<()> {
         seed: u.arbitrary()?,
         home: edgy_i32(u)?,
         algorithm: choice(u)?,
+        homes: edgy_usize(u)?,
+        stripe: edgy_u64(u)?,
     };
     let ok = validated(&c, ranks);
     if c.backend == LockBackend::None || !(0..ranks).contains(&c.home) {
         assert!(!ok, "bench lock accepted {c:?} on {ranks} ranks");
     }
+    assert_shards_refused(c.backend, c.homes, c.stripe, ranks, ok, &c);
     Ok(())
 }
 
