@@ -4,10 +4,12 @@
 #   PREFIX/include/brlock.h
 #   PREFIX/include/brlock.mod, PREFIX/lib/libbrlock_fortran.a (with --fortran)
 #   PREFIX/lib/pkgconfig/brlock.pc
+#   PREFIX/lib/libbrlock-mpiio.so (with --mpiio: the MPI-IO interposition library, package
+#                                  brlock-mpiio, docs/mpiio.md)
 # after which `mpicc prog.c $(PKG_CONFIG_PATH=PREFIX/lib/pkgconfig pkg-config --cflags --libs
 # brlock)` builds a program against it.
 #
-# Usage: scripts/install.sh --prefix DIR [--debug] [--target-dir DIR] [--fortran]
+# Usage: scripts/install.sh --prefix DIR [--debug] [--target-dir DIR] [--fortran] [--mpiio]
 #   --prefix DIR      where to install (required)
 #   --debug           install the debug build (default: release)
 #   --target-dir DIR  cargo's target directory (default: target; the MPICH build uses its own,
@@ -15,6 +17,9 @@
 #   --fortran         also compile the Fortran module `brlock` (capi/fortran/brlock.f90) with
 #                     $MPIFORT (default mpifort): link Fortran programs with
 #                     PREFIX/lib/libbrlock_fortran.a and the flags of brlock.pc
+#   --mpiio           also build and install the MPI-IO interposition library
+#                     (mpirun -x LD_PRELOAD=PREFIX/lib/libbrlock-mpiio.so ./prog), for the
+#                     same MPI as the C API ($MPICC)
 # Environment:
 #   MPICC     the MPI compiler wrapper to build against (default mpicc: Open MPI; mpicc.mpich
 #             for MPICH), as for the Rust crate
@@ -32,12 +37,14 @@ prefix=
 profile=release
 target_dir=target
 fortran=0
+mpiio=0
 while (($#)); do
     case "$1" in
         --prefix) prefix=${2:-} && shift ;;
         --debug) profile=debug ;;
         --target-dir) target_dir=${2:-} && shift ;;
         --fortran) fortran=1 ;;
+        --mpiio) mpiio=1 ;;
         -h | --help)
             awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
             exit 0
@@ -50,6 +57,7 @@ done
 [[ -n "$target_dir" ]] || die "--target-dir needs a directory"
 
 build=(cargo build --quiet -p brlock-capi --target-dir "$target_dir")
+((mpiio)) && build+=(-p brlock-mpiio)
 [[ "$profile" == release ]] && build+=(--release)
 "${build[@]}" || die "cargo build of brlock-capi failed"
 
@@ -74,6 +82,11 @@ install -m 0644 "$out/libbrlock_capi.a" "$prefix/lib/libbrlock.a"
 install -m 0644 capi/include/brlock.h "$prefix/include/brlock.h"
 sed -e "s|@PREFIX@|$prefix|g" -e "s|@VERSION@|$version|g" -e "s|@MPI@|${mpi:-an unknown MPI}|g" \
     capi/brlock.pc.in >"$prefix/lib/pkgconfig/brlock.pc"
+
+if ((mpiio)); then
+    [[ -f "$out/libbrlock_mpiio.so" ]] || die "the build left no libbrlock_mpiio.so in $out"
+    install -m 0755 "$out/libbrlock_mpiio.so" "$prefix/lib/libbrlock-mpiio.so"
+fi
 
 if ((fortran)); then
     mpifort=${MPIFORT:-mpifort}

@@ -1007,6 +1007,28 @@ pub fn gluster_dirs(name: &str) -> (PathBuf, PathBuf) {
     (dir_a, dir_b)
 }
 
+/// The target directory and profile of the running test binary (`target/<profile>/deps/X`):
+/// where a test builds or installs what it needs (`scripts/install.sh --target-dir`).
+///
+/// # Panics
+/// If the test binary is not in such a directory.
+pub fn target_and_profile() -> (PathBuf, String) {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary is in target/<profile>/deps");
+    let profile = profile_dir
+        .file_name()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let target = profile_dir
+        .parent()
+        .expect("a target directory")
+        .to_path_buf();
+    (target, profile)
+}
+
 /// Example program `name` of the package in `manifest_dir` (pass `env!("CARGO_MANIFEST_DIR")`),
 /// built or found up to date by `cargo build --example NAME` in the target directory and
 /// profile of the running test binary, once per name and test binary.

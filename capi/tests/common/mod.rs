@@ -10,24 +10,6 @@ use std::sync::{Mutex, OnceLock};
 
 pub use brlock_testkit::*;
 
-/// The target directory and profile of the running test binary (`target/<profile>/deps/X`).
-fn target_and_profile() -> (PathBuf, String) {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test binary is in target/<profile>/deps");
-    let profile = profile_dir
-        .file_name()
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let target = profile_dir
-        .parent()
-        .expect("a target directory")
-        .to_path_buf();
-    (target, profile)
-}
-
 /// The prefix libbrlock is installed into for this test binary (once): `scripts/install.sh
 /// --prefix P` with the build of these tests (`--debug` unless they run in release), plus
 /// the Fortran module.

@@ -38,24 +38,24 @@
 
 pub mod collect;
 pub mod index;
+pub mod pointer;
 pub mod records;
+
+pub use pointer::SharedPointer;
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use mpi::collective::{CommunicatorCollectives, Root, SystemOperation};
-use mpi::point_to_point::Source;
+use mpi::collective::Root;
 use mpi::topology::{Communicator, Rank};
 
 use crate::collective::{agree_outcome, agree_result, free_after};
 use crate::error::{Error, Result};
-use crate::sys::{LockKind, Op, OwnedComm, Window};
+use crate::sys::OwnedComm;
 
 /// Rank that holds the shared file pointer.
 const HOME: Rank = 0;
-/// Word of the pointer in the home rank's window.
-const POINTER: usize = 0;
 
 /// A deliberately broken append, for negative controls that show a checker can fail (feature
 /// `testing`).
@@ -106,9 +106,7 @@ impl AppendOptions {
 /// `Send` nor `Sync` (it holds an MPI window).
 #[derive(Debug)]
 pub struct AppendFile {
-    // Field order is drop order: the window before its communicator.
-    window: Window,
-    comm: OwnedComm,
+    pointer: SharedPointer,
     file: File,
     path: PathBuf,
     #[cfg(feature = "testing")]
@@ -134,24 +132,10 @@ impl AppendFile {
             Ok(opened) => opened,
             Err(e) => return Err(free_after(comm, e)),
         };
-        let rank = comm.rank();
-        let window = Window::allocate(comm.comm(), if rank == HOME { 1 } else { 0 })?;
-        let init = if rank == HOME {
-            let init = [start];
-            window.with_lock(HOME, LockKind::Exclusive, |e| e.put(&init, POINTER))
-        } else {
-            Ok(())
-        };
-        // The pointer is set before any rank can reserve (the agreement synchronises).
-        if let Err(e) = agree_result(comm.comm(), "open", init) {
-            // Every rank knows: free together.
-            let _ = window.free();
-            return Err(free_after(comm, e));
-        }
+        let pointer = SharedPointer::open(comm, start, Ok(()))?;
         tracing::debug!(path = %path.display(), start, "shared append file open");
         Ok(AppendFile {
-            window,
-            comm,
+            pointer,
             file,
             path: path.to_path_buf(),
             #[cfg(feature = "testing")]
@@ -194,11 +178,7 @@ impl AppendFile {
 
     /// One atomic fetch-and-add of `len` on the shared pointer; returns its old value.
     fn fetch_add(&self, len: u64) -> Result<u64> {
-        let mut old = 0u64;
-        self.window.with_lock(HOME, LockKind::Shared, |e| {
-            e.fetch_and_op(&len, &mut old, POINTER, Op::Sum)
-        })?;
-        Ok(old)
+        self.pointer.fetch_add(len)
     }
 
     /// Appends `data` as one contiguous block (independent): [`reserve`](AppendFile::reserve)
@@ -239,29 +219,7 @@ impl AppendFile {
     /// MPI errors, and [`Error::Collective`] on every rank if the last rank (which reserves the
     /// block) failed, for instance because the file would pass 2^64 bytes.
     pub fn reserve_ordered(&mut self, len: u64) -> Result<u64> {
-        let comm = self.comm.comm();
-        let (rank, size) = (self.comm.rank(), self.comm.size());
-        let mut before = 0u64;
-        comm.exclusive_scan_into(&len, &mut before, SystemOperation::sum());
-        if rank == 0 {
-            // MPI_Exscan leaves rank 0's result undefined.
-            before = 0;
-        }
-        let last = size - 1;
-        // The last rank knows the block's total and reserves it.
-        let reserved = (rank == last).then(|| match before.checked_add(len) {
-            Some(0) => Ok(0),
-            Some(total) => self.fetch_add(total),
-            None => Err(Error::InvalidArgument(
-                "the ordered block exceeds 2^64 bytes".into(),
-            )),
-        });
-        let reserved = agree_outcome(comm, "reserving the ordered block", reserved)?;
-        let mut base = [reserved.unwrap_or(0)];
-        comm.process_at_rank(last).broadcast_into(&mut base[..]);
-        let offset = base[0]
-            .checked_add(before)
-            .ok_or_else(|| Error::InvalidArgument("the ordered block exceeds 2^64 bytes".into()))?;
+        let offset = self.pointer.reserve_ordered(len)?;
         self.account(offset, len)?;
         Ok(offset)
     }
@@ -295,18 +253,14 @@ impl AppendFile {
     /// # Errors
     /// MPI errors.
     pub fn position(&self) -> Result<u64> {
-        let mut value = 0u64;
-        self.window.with_lock(HOME, LockKind::Shared, |e| {
-            e.atomic_read(&mut value, POINTER)
-        })?;
-        Ok(value)
+        self.pointer.get()
     }
 
     /// Lets MPI make progress on other ranks' reservations (a nonblocking probe). Needed on
     /// the home rank under one-sided components that progress only inside MPI calls, when it
     /// would otherwise stay out of MPI for long; harmless elsewhere.
     pub fn progress(&self) {
-        let _ = self.comm.comm().any_process().immediate_probe();
+        self.pointer.progress();
     }
 
     /// Makes this rank's writes durable (`fdatasync`; on FUSE file systems this also flushes
@@ -328,21 +282,20 @@ impl AppendFile {
     /// # Errors
     /// [`Error::Collective`] on every rank if a rank's sync failed; MPI errors.
     pub fn close(self) -> Result<u64> {
-        let synced = agree_result(self.comm.comm(), "sync", self.sync_for_close());
+        let comm = self.pointer.comm();
+        let synced = agree_result(comm.comm(), "sync", self.sync_for_close());
         // Every rank's appends are finished (they synced before the agreement above).
         let end = synced.and_then(|()| {
-            let end = (self.comm.rank() == HOME).then(|| self.position());
-            let end = agree_outcome(self.comm.comm(), "close", end)?;
+            let end = (comm.rank() == HOME).then(|| self.position());
+            let end = agree_outcome(comm.comm(), "close", end)?;
             let mut end = [end.unwrap_or(0)];
-            self.comm
-                .comm()
+            comm.comm()
                 .process_at_rank(HOME)
                 .broadcast_into(&mut end[..]);
             Ok(end[0])
         });
         // Every rank is here, whatever happened above (each failure was agreed).
-        let AppendFile { window, comm, .. } = self;
-        let freed = window.free().and_then(|()| comm.free());
+        let freed = self.pointer.free();
         let end = end?;
         freed.map(|()| end)
     }
@@ -350,7 +303,7 @@ impl AppendFile {
     /// This rank's syncs of [`AppendFile::close`].
     fn sync_for_close(&self) -> Result<()> {
         self.sync()?;
-        if self.comm.rank() != HOME {
+        if self.pointer.comm().rank() != HOME {
             return Ok(());
         }
         self.file
