@@ -10,6 +10,11 @@
 #   openssh-client                         - Open MPI's launcher refuses to start (even for
 #                                            one node, even a singleton) without ssh or rsh
 #   iproute2                               - `ip netns`, `tc`: scripts/cluster.sh's hosts
+#   util-linux, mount                      - `unshare -m`, `mount --bind`: the MPI-IO
+#                                            interposition tests put odd ranks on the second
+#                                            GlusterFS client (mpiio/tests/)
+#   python3-mpi4py                         - mpi4py (for Open MPI) under /usr/bin/python3: the
+#                                            interposition library's Python test
 # and checks that a Rust toolchain (cargo) is on PATH.
 #
 # When everything is present it only looks (dpkg status, files, alternatives) and takes a
@@ -22,7 +27,7 @@
 #   BRLOCK_SETUP_PRETEND_MISSING="pkg ..."  treat these packages as missing (to test this script)
 set -euo pipefail
 
-PACKAGES=(openmpi-bin libopenmpi-dev mpich libmpich-dev libclang-dev pkg-config gfortran openssh-client iproute2)
+PACKAGES=(openmpi-bin libopenmpi-dev mpich libmpich-dev libclang-dev pkg-config gfortran openssh-client iproute2 util-linux mount python3-mpi4py)
 OPENMPI_MPIRUN=/usr/bin/mpirun.openmpi
 OPENMPI_MPICC=/usr/bin/mpicc.openmpi
 
@@ -66,6 +71,9 @@ probe_for() {
         pkg-config) echo "/usr/bin/pkg-config" ;;
         openssh-client) echo "/usr/bin/ssh" ;;
         iproute2) echo "/sbin/ip" ;;
+        util-linux) echo "/usr/bin/unshare" ;;
+        mount) echo "/usr/bin/mount" ;;
+        python3-mpi4py) echo "/usr/lib/python3/dist-packages/mpi4py/__init__.py" ;;
         *) echo "/nonexistent" ;;
     esac
 }

@@ -4,14 +4,16 @@
 #   fmt        cargo fmt --all -- --check
 #   clippy     cargo clippy --all-targets -- -D warnings
 #   doc        cargo doc --workspace --no-deps, warnings are errors
-#   test       cargo test (every test of every workspace package, against Open MPI)
+#   test       cargo test (every test of every workspace package, against Open MPI; the MPI-IO
+#              interposition library's tests, mpiio/tests/, run here under ompio and ROMIO)
 #   loom       model checks: every interleaving of small worlds (tests/model_loom.rs)
 #   shuttle    model checks: random schedules of up to 1000 ranks (tests/model_shuttle.rs)
 #   fuzz-replay  the fuzz targets (fuzz/) without libFuzzer: their corpus, crash inputs
 #              included, then seeded random inputs (docs/fuzzing.md)
 #   mpich      the crate built against MPICH, the MPICH-compatible window tests, the
 #              MPICH build refusing Open MPI's mpirun (the wrong launcher), and the C API's
-#              exclusion check and error codes against its MPICH build (mpich-capi)
+#              exclusion check and error codes against its MPICH build (mpich-capi), and the
+#              MPI-IO interposition library's tests against MPICH (mpich-mpiio)
 # Stops at the first failing stage and names it. The last line on success sums the counts of
 # every `cargo test` run: "summary: N passed, 0 failed, M skipped".
 #
@@ -73,6 +75,7 @@ if ((!quick)); then
     add_stage mpich-test
     add_stage mpich-launcher
     add_stage mpich-capi
+    add_stage mpich-mpiio
 fi
 
 # Runs one stage: a banner, the command (output teed to the log for the summary), the time.
@@ -136,6 +139,10 @@ for stage in "${stages[@]}"; do
         mpich-capi)
             run_stage mpich-capi env BRLOCK_MPIRUN=mpirun.mpich MPICC=mpicc.mpich \
                 cargo test --target-dir target/mpich -p brlock-capi --test c_lock --test c_errors
+            ;;
+        mpich-mpiio)
+            run_stage mpich-mpiio env BRLOCK_MPIRUN=mpirun.mpich MPICC=mpicc.mpich \
+                cargo test --target-dir target/mpich -p brlock-mpiio
             ;;
     esac
 done

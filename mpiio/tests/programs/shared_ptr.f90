@@ -53,9 +53,12 @@ program shared_ptr_f
                 seen(v) = seen(v) + 1
             end if
         end do
-        if (present /= total .or. fsize /= 4 * total) status_code = 1
+        ! Every value present once in `total` slots: none lost, none overlapping. (The size
+        ! this client reports may be stale across clients: shown, not judged.)
+        if (present /= total) status_code = 1
         if (status_code == 0) then
-            print '(a,i0,a,i0,a)', 'shared_ptr_f: OK: ', present, ' of ', total, ' integers present'
+            print '(a,i0,a,i0,a,i0,a)', 'shared_ptr_f: OK: ', present, ' of ', total, &
+                ' integers present, file of ', fsize, ' bytes'
         else
             print '(a,i0,a,i0,a,i0,a)', 'shared_ptr_f: FAILED: ', present, ' of ', total, &
                 ' integers present, file of ', fsize, ' bytes'
