@@ -12,7 +12,7 @@
 static int check_rank, check_size;
 
 /* MPI_Init, rank and size; aborts with `usage` unless there is a FILE argument. */
-static void check_start(int *argc, char ***argv, const char *usage) {
+static inline void check_start(int *argc, char ***argv, const char *usage) {
     MPI_Init(argc, argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &check_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &check_size);
@@ -23,7 +23,7 @@ static void check_start(int *argc, char ***argv, const char *usage) {
 }
 
 /* Deletes `path` (rank 0) and opens it afresh on every rank for reading and writing. */
-static MPI_File check_open_fresh(const char *name, const char *path) {
+static inline MPI_File check_open_fresh(const char *name, const char *path) {
     if (check_rank == 0) MPI_File_delete(path, MPI_INFO_NULL);
     MPI_Barrier(MPI_COMM_WORLD);
     MPI_File fh;
@@ -37,7 +37,7 @@ static MPI_File check_open_fresh(const char *name, const char *path) {
 }
 
 /* Syncs every rank's writes before and after a barrier, then closes the file (collective). */
-static void check_close(MPI_File *fh) {
+static inline void check_close(MPI_File *fh) {
     MPI_File_sync(*fh);
     MPI_Barrier(MPI_COMM_WORLD);
     MPI_File_sync(*fh);
@@ -47,7 +47,7 @@ static void check_close(MPI_File *fh) {
 
 /* Reads up to `n` ints of `path` from byte `at` into `into`, as the servers have them (this
  * client's cached pages dropped first). Returns the ints read, or -1. */
-static long check_read_ints(const char *path, long at, int *into, long n) {
+static inline long check_read_ints(const char *path, long at, int *into, long n) {
     int fd = open(path, O_RDONLY);
     if (fd < 0) return -1;
     posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
@@ -63,7 +63,7 @@ static long check_read_ints(const char *path, long at, int *into, long n) {
 }
 
 /* Rank 0's verdict `status` (0 = OK) for every rank; MPI_Finalize; the exit status. */
-static int check_finish(int status) {
+static inline int check_finish(int status) {
     MPI_Bcast(&status, 1, MPI_INT, 0, MPI_COMM_WORLD);
     MPI_Finalize();
     return status;
