@@ -12,6 +12,8 @@ int main(int argc, char **argv) {
     int ints = argc > 3 ? atoi(argv[3]) : 16;
     MPI_File fh = check_open_fresh("shared_ptr", argv[1]);
     int *buf = malloc(sizeof(int) * ints);
+    MPI_Barrier(MPI_COMM_WORLD);
+    double t0 = MPI_Wtime();
     for (int b = 0; b < blocks; b++) {
         for (int i = 0; i < ints; i++) buf[i] = (check_rank * blocks + b) * ints + i + 1;
         MPI_Status st;
@@ -22,6 +24,8 @@ int main(int argc, char **argv) {
             MPI_Abort(MPI_COMM_WORLD, 1);
         }
     }
+    double mine = MPI_Wtime() - t0, slowest = 0;
+    MPI_Reduce(&mine, &slowest, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
     MPI_Offset pos = -1;
     MPI_File_get_position_shared(fh, &pos);
     check_close(&fh);
@@ -41,9 +45,10 @@ int main(int argc, char **argv) {
         }
         status = present == total && got == total && dup == 0 && bad == 0 ? 0 : 1;
         printf("shared_ptr: %s: %d ranks, %ld of %ld ints present, %ld ints in the file, "
-               "%ld duplicated, %ld foreign, shared pointer %lld on rank 0\n",
+               "%ld duplicated, %ld foreign, shared pointer %lld on rank 0; appends took %.3f s "
+               "(%.1f us per append per rank)\n",
                status ? "FAILED" : "OK", check_size, present, total, got, dup, bad,
-               (long long)pos);
+               (long long)pos, slowest, slowest / blocks * 1e6);
     }
     free(buf);
     return check_finish(status);
