@@ -3,7 +3,8 @@
  * After MPI_File_seek_shared to 0 every rank reads one block with MPI_File_read_shared, and
  * again with MPI_File_iread_shared: every block is read exactly once per pass. Then
  * MPI_SEEK_END and MPI_SEEK_CUR, a write whose size is not a whole number of etypes (an
- * error), and MPI_MODE_APPEND (the pointer starts at the end). Prints
+ * error), MPI_MODE_APPEND (the pointer starts at the end), and an open that fails on every
+ * rank (an error everywhere, no rank left waiting). Prints
  * "pointer_calls: OK ..." or "pointer_calls: FAILED ..." (exit status 1).
  * Usage: pointer_calls FILE */
 #include "check.h"
@@ -84,6 +85,12 @@ int main(int argc, char **argv) {
     MPI_File_get_position_shared(fh, &pos);
     expect(pos == (MPI_Offset)(N * sizeof(double)) * check_size, "MPI_MODE_APPEND's pointer");
     MPI_File_close(&fh);
+
+    /* A file that cannot be opened: every rank gets the error, none waits. */
+    MPI_File bad;
+    expect(MPI_File_open(MPI_COMM_WORLD, "/nonexistent-brlock-dir/f", MPI_MODE_RDONLY,
+                         MPI_INFO_NULL, &bad) != MPI_SUCCESS,
+           "opening a file in a missing directory succeeded");
 
     int total = 0;
     MPI_Reduce(&errors, &total, 1, MPI_INT, MPI_SUM, 0, MPI_COMM_WORLD);
