@@ -4,8 +4,8 @@
 //! the MPI-IO-style I/O built on them. `docs/architecture.md` describes the layers and what
 //! each may import; from the bottom up:
 //!
-//! * [`range`], [`pieces`], [`error`], [`choice`]: byte ranges and lock modes, noncontiguous
-//!   piece lists, the error type, named choices.
+//! * [`range`], [`pieces`], [`view`], [`error`], [`choice`]: byte ranges and lock modes,
+//!   noncontiguous piece lists, MPI file views as byte maps, the error type, named choices.
 //! * [`sys`]: the only module with `unsafe` code, a small safe layer over `mpi::ffi`
 //!   (windows, epochs, communicators, MPI-IO, one `statx`).
 //! * [`protocol`]: the lock algorithms (the default hands a released range directly to its
@@ -44,6 +44,7 @@ pub(crate) mod sync;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod transport;
+pub mod view;
 
 pub use error::{Error, Result};
 pub use lock::{FcntlKind, FcntlLock, NoLock, RangeGuard, RangeLock, RmaLock};

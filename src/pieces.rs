@@ -160,6 +160,30 @@ impl Pieces {
         }
     }
 
+    /// The part of the access that lies before offset `end` (a file's size), the way a read
+    /// of an MPI data stream stops at the end of the file: the pieces in order up to the
+    /// first byte at or past `end`, the piece that crosses it cut there. Its bytes are a
+    /// prefix of this access's buffer.
+    pub fn before(&self, end: u64) -> Pieces {
+        let mut pieces = Vec::new();
+        let mut total = 0;
+        for p in &self.pieces {
+            if p.offset >= end {
+                break;
+            }
+            let len = p.len.min(end - p.offset);
+            pieces.push(Piece {
+                offset: p.offset,
+                len,
+            });
+            total += len;
+            if len < p.len {
+                break;
+            }
+        }
+        Pieces { pieces, total }
+    }
+
     /// Checks that a buffer of `len` bytes matches this access.
     ///
     /// # Errors
@@ -221,6 +245,17 @@ mod tests {
         assert!(Pieces::strided(0, 8, 4, 2).is_err());
         assert!(Pieces::strided(0, 8, 4, 1).is_ok());
         assert!(Pieces::strided(0, 8, 8, 0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn before_is_the_prefix_ahead_of_the_end() {
+        let p = Pieces::new([(0, 4), (10, 4), (20, 4)]).unwrap();
+        assert_eq!(p.before(100), p);
+        assert_eq!(p.before(12), Pieces::new([(0, 4), (10, 2)]).unwrap());
+        // A hole past the end stops the stream even where a later piece would fit.
+        assert_eq!(p.before(14).total_bytes(), 8);
+        assert_eq!(p.before(7), Pieces::new([(0, 4)]).unwrap());
+        assert!(p.before(0).is_empty());
     }
 
     #[test]

@@ -82,6 +82,14 @@ fn sys_file_checks_pass_at_2_ranks() {
     }
 }
 
+/// Derived datatypes (contiguous, vector, indexed, struct) flatten to the byte runs their
+/// constructors imply; overlapping and decreasing type maps are refused; an access through a
+/// view built from one maps to the right file pieces. One rank: the types are local.
+#[test]
+fn datatypes_flatten_to_their_byte_runs() {
+    assert_checks_pass("types", 1, None);
+}
+
 #[test]
 fn sys_file_checks_pass_at_3_ranks() {
     for io in io_components() {

@@ -277,6 +277,50 @@ impl<L: RangeLock> AtomicFile<L> {
     }
 }
 
+impl<L: RangeLock> AtomicFile<L> {
+    /// Reads what the file holds of `pieces`, the way an MPI read stops at the end of the
+    /// file: the bytes of the access that lie before the file's size, in piece order up to
+    /// the first byte past the end (a prefix of `buf`); returns their number. In atomic mode
+    /// under a shared lock on the extent, with the size fresh from the server through client
+    /// caches, so the count includes every byte that writers which released before wrote,
+    /// also past the size this client saw at open. The rest of `buf` is left as it was.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `buf` does not match `pieces`; I/O, MPI or lock errors.
+    /// No lock is left held.
+    pub fn read_pieces_available(&mut self, pieces: &Pieces, buf: &mut [u8]) -> Result<u64> {
+        pieces.check_buffer(buf.len())?;
+        let Some(extent) = pieces.extent() else {
+            return Ok(0);
+        };
+        let cfg = self.sieve;
+        let (file, path, caches) = (&self.file, self.path.as_str(), &self.caches);
+        let mut read = |reader: &dyn ReadAt, size: u64| {
+            let present = pieces.before(size);
+            let n = present.total_bytes();
+            // At most `buf.len()`: a prefix of the access.
+            let stats = sieve::read_via(reader, path, &present, &mut buf[..n as usize], &cfg)?;
+            Ok((n, stats))
+        };
+        let (n, stats) = if self.atomic {
+            with_lock(&mut self.lock, extent, LockMode::Shared, || {
+                let reader = caches.fresh_reader(file, extent)?;
+                let size = reader.size()?;
+                read(&reader, size)
+            })?
+        } else {
+            let size = file.metadata().map_err(|source| Error::Io {
+                op: "fstat",
+                path: path.to_string(),
+                source,
+            })?;
+            read(file, size.len())?
+        };
+        self.last = Some(stats);
+        Ok(n)
+    }
+}
+
 impl<L: RangeLock> ParallelFile for AtomicFile<L> {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
         let Some(range) = range_of(offset, buf.len())? else {

@@ -14,7 +14,8 @@
 //!   ([`Window::with_lock`], [`Epoch`]);
 //! * [`MpiFile`]: an MPI-IO file ([`OpenMode`]) with positional byte reads and writes, atomic
 //!   mode, and file views built from [`Pieces`](crate::pieces::Pieces);
-//! * [`BorrowedComm`]: a communicator handed over by a caller (from C), used without owning it.
+//! * [`BorrowedComm`]: a communicator handed over by a caller (from C), used without owning it;
+//! * [`type_map`]: a datatype flattened to the bytes it covers, for file views.
 //!
 //! # Lifetime rules
 //!
@@ -42,6 +43,7 @@ mod process;
 mod window;
 
 pub use comm::{BorrowedComm, OwnedComm};
+pub use datatype::{type_map, MAX_FLATTENED_EXTENT};
 pub(crate) use error::check;
 pub use file::{MpiFile, OpenMode};
 pub use fs::refresh_size;

@@ -23,9 +23,12 @@ use std::process::ExitCode;
 use brlock::io::mpiio::MpiIoFile;
 use brlock::io::{ParallelFile, Pieces};
 use brlock::runtime::Runtime;
-use brlock::sys::{MpiFile, OpenMode};
+use brlock::sys::{type_map, MpiFile, OpenMode};
+use brlock::view::FileView;
 use mpi::collective::CommunicatorCollectives;
+use mpi::datatype::UserDatatype;
 use mpi::topology::{Communicator, SimpleCommunicator};
+use mpi::traits::Equivalence;
 use serde_json::{json, Value};
 
 /// Byte value of the never-written gaps.
@@ -70,7 +73,7 @@ fn main() -> ExitCode {
     let (what, dir) = match args.as_slice() {
         [what, dir] => (what.as_str(), PathBuf::from(dir)),
         _ => {
-            error_line("usage: mpiio_checks sys|io|missing|bench|bench-atomic DIR");
+            error_line("usage: mpiio_checks sys|io|types|missing|bench|bench-atomic DIR");
             return ExitCode::from(2);
         }
     };
@@ -91,12 +94,12 @@ fn main() -> ExitCode {
             world.barrier();
             ExitCode::FAILURE
         }
-        "sys" | "io" => {
+        "sys" | "io" | "types" => {
             let mut report = Report::default();
-            let run = if what == "sys" {
-                sys_checks(world, &dir, &mut report)
-            } else {
-                io_checks(world, &dir, &mut report)
+            let run = match what {
+                "sys" => sys_checks(world, &dir, &mut report),
+                "io" => io_checks(world, &dir, &mut report),
+                _ => type_checks(&mut report),
             };
             if let Err(e) = run {
                 report.check("no_errors", false, || e.to_string());
@@ -115,6 +118,85 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Derived datatypes flattened to their byte runs, each against the runs its constructor
+/// implies, and the type maps MPI forbids for filetypes refused.
+fn type_checks(report: &mut Report) -> brlock::Result<()> {
+    let int = i32::equivalent_datatype();
+    let byte = u8::equivalent_datatype();
+    let runs = |ty: &UserDatatype| {
+        type_map(ty).map(|m| {
+            (
+                m.runs.iter().map(|p| (p.offset, p.len)).collect::<Vec<_>>(),
+                m.extent,
+            )
+        })
+    };
+    let mut expect = |name: &str, ty: UserDatatype, want: (Vec<(u64, u64)>, u64)| {
+        let got = runs(&ty);
+        report.check(name, got.as_ref().ok() == Some(&want), || {
+            format!("{got:?}, expected {want:?}")
+        });
+    };
+    expect(
+        "contiguous",
+        UserDatatype::contiguous(5, &int),
+        (vec![(0, 20)], 20),
+    );
+    // 3 blocks of 2 ints every 4 ints: the extent ends with the last block.
+    expect(
+        "vector",
+        UserDatatype::vector(3, 2, 4, &int),
+        (vec![(0, 8), (16, 8), (32, 8)], 40),
+    );
+    // Adjacent blocks merge; the type starts at byte 3.
+    expect(
+        "indexed",
+        UserDatatype::indexed(&[2, 3, 1], &[3, 5, 10], &byte),
+        (vec![(3, 5), (10, 1)], 8),
+    );
+    expect(
+        "struct",
+        UserDatatype::structured(&[4, 2], &[8, 100], &[byte, byte]),
+        (vec![(8, 4), (100, 2)], 94),
+    );
+    let refused =
+        |ty: UserDatatype, why: &str| type_map(&ty).is_err_and(|e| e.to_string().contains(why));
+    report.check(
+        "overlap_refused",
+        refused(
+            UserDatatype::indexed(&[2, 2], &[0, 1], &byte),
+            "more than once",
+        ),
+        || "an indexed type covering byte 1 twice was flattened".into(),
+    );
+    // Blocks swapped by exactly 256 bytes: a pattern of only the position's low byte would
+    // not see it.
+    report.check(
+        "decreasing_refused",
+        refused(
+            UserDatatype::structured(&[256, 256], &[256, 0], &[byte, byte]),
+            "monotonically",
+        ),
+        || "a struct with decreasing displacements was flattened".into(),
+    );
+    // Rank r of 4 owning 2-int blocks of a strided view of ints from displacement 64.
+    let filetype = type_map(&UserDatatype::vector(1, 2, 8, &int))?;
+    let mut map = filetype.clone();
+    map.extent = 32;
+    let view = FileView::new(64, 4, map)?;
+    let pieces: Vec<(u64, u64)> = view
+        .pieces(1, 16)?
+        .iter()
+        .map(|p| (p.offset, p.len))
+        .collect();
+    report.check(
+        "vector_view_access",
+        pieces == [(68, 4), (96, 8), (128, 4)],
+        || format!("{pieces:?}"),
+    );
+    Ok(())
 }
 
 /// Writes `brlock: error: LINE` to stderr in one piece (so the launcher does not split it).

@@ -365,6 +365,24 @@ impl<'a> FreshReader<'a> {
     }
 }
 
+impl FreshReader<'_> {
+    /// The file's size for this read: the server's when the read began (through client
+    /// caches; a locked range cannot shrink meanwhile), or the one coherent copy's.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file's metadata cannot be read.
+    pub fn size(&self) -> Result<u64> {
+        if self.caches.one_copy() {
+            return self
+                .file
+                .metadata()
+                .map(|m| m.len())
+                .map_err(|e| self.caches.io_error("fstat", e));
+        }
+        Ok(self.known.get())
+    }
+}
+
 impl ReadAt for FreshReader<'_> {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
         let mut n = self.inner.read_at(buf, offset)?;
