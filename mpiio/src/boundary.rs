@@ -148,7 +148,7 @@ fn fail(fh: MPI_File, call: &str, err: &Error) -> c_int {
         Error::InvalidArgument(_) => ERR_ARG,
         _ => ERR_OTHER,
     };
-    tracing::error!(call, error = %err, "brlock-mpiio: the shared file pointer failed");
+    tracing::error!(call, error = %err, "brlock-mpiio: the call failed");
     // SAFETY: `fh` is the caller's live file handle (the call was made on it).
     unsafe { mpi::ffi::MPI_File_call_errhandler(fh, code) };
     code
@@ -253,7 +253,13 @@ fn file_open(
         )))
     };
     let start = *opened.as_ref().unwrap_or(&0);
-    match shared::track(key(handle), dup, start, opened.map(|_| ())) {
+    let path = if filename.is_null() {
+        std::path::PathBuf::new()
+    } else {
+        // SAFETY: the caller's NUL-terminated file name, live for this call.
+        crate::atomic::file_path(&unsafe { CStr::from_ptr(filename) }.to_string_lossy())
+    };
+    match shared::track(key(handle), dup, start, opened.map(|_| ()), path) {
         Ok(()) => SUCCESS,
         Err(_) if rc != SUCCESS => rc,
         Err(e) => {
@@ -326,14 +332,28 @@ fn file_set_view(
             "the MPI library's MPI_File_set_view failed ({rc})"
         )))
     };
+    let mut native = true;
     if !datarep.is_null() {
         // SAFETY: the caller's NUL-terminated data representation name.
         let rep = unsafe { CStr::from_ptr(datarep) };
         if rep.to_bytes() != b"native" {
+            native = false;
             tracing::warn!(datarep = %rep.to_string_lossy(), "the shared pointer counts etypes of their native size");
         }
     }
-    let changed = shared::lock(&handle).0.view_changed(ok);
+    let view = if rc != SUCCESS {
+        Err(Error::InvalidArgument("the view was not set".into()))
+    } else if !native {
+        Err(Error::InvalidArgument(
+            "only the \"native\" data representation".into(),
+        ))
+    } else {
+        view_map(disp, etype, filetype)
+    };
+    let mut tracked = shared::lock(&handle);
+    let changed = tracked.0.view_changed(ok);
+    tracked.0.atomic().set_view(view);
+    drop(tracked);
     match changed {
         Ok(()) => rc,
         Err(_) if rc != SUCCESS => rc,
@@ -443,7 +463,7 @@ fn reserve(
 /// that is not tracked, else to the explicit-offset function `at` at the offset the pointer
 /// gives (`kind`).
 #[allow(clippy::too_many_arguments)]
-fn access<B: Copy, L: Copy>(
+fn access<B: Buffer, L: Last>(
     call: &str,
     kind: Kind,
     own: Option<AccessFn<B, L>>,
@@ -459,6 +479,11 @@ fn access<B: Copy, L: Copy>(
         return own.map_or(ERR_INTERN, |f| unsafe { f(fh, buf, count, datatype, last) });
     };
     match reserve(fh, &handle, kind, count, datatype, call) {
+        Ok(off) if shared::lock(&handle).0.atomic_on() => {
+            // SAFETY: the caller's buffer, count, datatype and status or request, valid as
+            // for the call it made.
+            unsafe { atomic_at(call, fh, &handle, off, buf, count, datatype, last) }
+        }
         // SAFETY: the caller's arguments, with the offset the shared pointer gave, to the
         // explicit-offset form of the caller's call (same buffer, count, datatype).
         Ok(off) => at.map_or(ERR_INTERN, |f| unsafe {
@@ -471,7 +496,7 @@ fn access<B: Copy, L: Copy>(
 /// The begin of a split collective ordered access: the ordered reservation, then the MPI
 /// library's split collective explicit-offset begin `at` at this rank's offset (which
 /// enforces one split collective per file at a time; its end is the matching `_all_end`).
-fn begin<B: Copy>(
+fn begin<B: Buffer>(
     call: &str,
     own: Option<BeginFn<B>>,
     at: Option<BeginAtFn<B>>,
@@ -488,6 +513,10 @@ fn begin<B: Copy>(
         return ERR_INTERN;
     };
     match reserve(fh, &handle, Kind::Ordered, count, datatype, call) {
+        Ok(off) if shared::lock(&handle).0.atomic_on() => {
+            // SAFETY: as in `access`.
+            unsafe { atomic_begin(call, fh, &handle, off, buf, count, datatype) }
+        }
         // SAFETY: as in `access`.
         Ok(off) => unsafe { at(fh, off, buf, count, datatype) },
         Err(code) => {
@@ -509,7 +538,11 @@ fn end<B: Copy>(
     buf: B,
     status: *mut MPI_Status,
 ) -> c_int {
-    let f = if tracked(fh).is_some() { at } else { own };
+    let handle = tracked(fh);
+    if let Some(code) = handle.as_ref().and_then(|h| atomic_end(h, status)) {
+        return code;
+    }
+    let f = if handle.is_some() { at } else { own };
     // SAFETY: the caller's arguments, unchanged, to the function that ends what the begin
     // started.
     f.map_or(ERR_INTERN, |f| unsafe { f(fh, buf, status) })
@@ -631,3 +664,601 @@ end_fn!(
     "PMPI_File_read_at_all_end",
     Rd
 );
+
+// --- Atomic mode -------------------------------------------------------------------------
+//
+// With `MPI_File_set_atomicity(fh, 1)` on a tracked file, every data access (explicit offset,
+// individual pointer, shared pointer; independent, collective, split collective and
+// nonblocking) is done by brlock's atomic file instead of the MPI library (see
+// `crate::atomic`); outside atomic mode each is forwarded untouched. Collective accesses run
+// as independent ones, as ROMIO runs them in atomic mode; nonblocking ones complete before
+// they return, with a generalized request that is already complete.
+
+type SetAtomicityFn = unsafe extern "C" fn(MPI_File, c_int) -> c_int;
+type SyncFn = unsafe extern "C" fn(MPI_File) -> c_int;
+
+export!(MPI_File_set_atomicity, PMPI_File_set_atomicity, set_atomicity,
+    (fh: MPI_File, flag: c_int));
+export!(MPI_File_sync, PMPI_File_sync, file_sync, (fh: MPI_File));
+
+/// `MPI_File_set_atomicity` (collective): the MPI library records the mode, then every rank
+/// agrees on it and brlock's atomic file takes over the data accesses while it is on.
+fn set_atomicity(fh: MPI_File, flag: c_int) -> c_int {
+    let rc = forward!("PMPI_File_set_atomicity", SetAtomicityFn, fh, flag);
+    let Some(handle) = tracked(fh) else {
+        return rc;
+    };
+    let ok = if rc == SUCCESS {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "the MPI library's MPI_File_set_atomicity failed ({rc})"
+        )))
+    };
+    let set = shared::lock(&handle).0.set_atomicity(flag != 0, ok);
+    match set {
+        Ok(()) => rc,
+        Err(_) if rc != SUCCESS => rc,
+        Err(e) => fail(fh, "MPI_File_set_atomicity", &e),
+    }
+}
+
+/// `MPI_File_sync` (collective): the MPI library's, then brlock's atomic file's descriptor.
+fn file_sync(fh: MPI_File) -> c_int {
+    let rc = forward!("PMPI_File_sync", SyncFn, fh);
+    let Some(handle) = tracked(fh) else {
+        return rc;
+    };
+    let synced = shared::lock(&handle).0.atomic().sync();
+    match synced {
+        Ok(()) => rc,
+        Err(e) => fail(fh, "MPI_File_sync", &e),
+    }
+}
+
+/// The byte map of a view set with `disp`, `etype` and `filetype` (the caller's live handles).
+fn view_map(
+    disp: MPI_Offset,
+    etype: MPI_Datatype,
+    filetype: MPI_Datatype,
+) -> Result<brlock::view::FileView, Error> {
+    use mpi::raw::FromRaw;
+    let etype_size = data_bytes(1, etype)?.unsigned_abs();
+    let disp = u64::try_from(disp).map_err(|_| {
+        Error::InvalidArgument(format!("displacement {disp} (MPI_DISPLACEMENT_CURRENT?)"))
+    })?;
+    // SAFETY: `filetype` is the committed datatype the caller just set the view with, live
+    // for this call; the reference does not outlive it.
+    let filetype = unsafe { mpi::datatype::DatatypeRef::from_raw(filetype) };
+    let map = brlock::sys::type_map(&filetype)?;
+    brlock::view::FileView::new(disp, etype_size, map)
+}
+
+/// Size, extent and whether `count` elements of `datatype` lie back to back from the buffer's
+/// address (so the buffer is its own packed form).
+fn layout(count: c_int, datatype: MPI_Datatype) -> Result<(u64, bool), Error> {
+    let (mut size, mut lb, mut extent, mut true_lb, mut true_extent) = (0, 0, 0, 0, 0);
+    // SAFETY: the caller's datatype for this call; valid out-pointers.
+    let rcs = unsafe {
+        [
+            mpi::ffi::MPI_Type_size_x(datatype, &mut size),
+            mpi::ffi::MPI_Type_get_extent_x(datatype, &mut lb, &mut extent),
+            mpi::ffi::MPI_Type_get_true_extent_x(datatype, &mut true_lb, &mut true_extent),
+        ]
+    };
+    if rcs.iter().any(|&rc| rc != SUCCESS) || count < 0 || size < 0 {
+        return Err(Error::InvalidArgument(format!(
+            "the call's datatype or count ({count}) is not valid"
+        )));
+    }
+    let total = u64::try_from(size)
+        .ok()
+        .and_then(|s| s.checked_mul(count as u64))
+        .ok_or_else(|| Error::InvalidArgument("the access's size overflows".into()))?;
+    let contiguous =
+        count == 0 || (true_lb == 0 && true_extent == size && (count == 1 || extent == size));
+    Ok((total, contiguous))
+}
+
+/// The memory side of an access in atomic mode: a write's buffer, packed, or a read's,
+/// unpacked.
+trait Buffer: Copy {
+    /// Moves `count` `datatype`s between this buffer and `offset` etypes of the view through
+    /// `atomic`; returns the bytes moved.
+    ///
+    /// # Safety
+    /// The buffer is valid for `count` elements of `datatype`, as for the caller's MPI call.
+    unsafe fn atomic_io(
+        self,
+        atomic: &mut crate::atomic::Atomic,
+        offset: u64,
+        count: c_int,
+        datatype: MPI_Datatype,
+    ) -> Result<u64, Error>;
+}
+
+impl Buffer for Wr {
+    unsafe fn atomic_io(
+        self,
+        atomic: &mut crate::atomic::Atomic,
+        offset: u64,
+        count: c_int,
+        datatype: MPI_Datatype,
+    ) -> Result<u64, Error> {
+        let (total, contiguous) = layout(count, datatype)?;
+        let n = usize::try_from(total)
+            .map_err(|_| Error::InvalidArgument("the access is too large".into()))?;
+        if n == 0 {
+            return Ok(0);
+        }
+        if contiguous {
+            // SAFETY: the caller's buffer holds `count` contiguous elements, `n` bytes.
+            let data = unsafe { std::slice::from_raw_parts(self.cast::<u8>(), n) };
+            atomic.write(offset, data)?;
+            return Ok(total);
+        }
+        let mut packed = vec![0u8; n];
+        let mut position: c_int = 0;
+        let room = c_int::try_from(n)
+            .map_err(|_| Error::InvalidArgument("a noncontiguous access over 2 GiB".into()))?;
+        // SAFETY: the caller's buffer is valid for `count` `datatype`s; `packed` has room for
+        // their `n` bytes (the native packed size); MPI_COMM_SELF is predefined.
+        let rc = unsafe {
+            mpi::ffi::MPI_Pack(
+                self,
+                count,
+                datatype,
+                packed.as_mut_ptr().cast(),
+                room,
+                &mut position,
+                mpi::ffi::RSMPI_COMM_SELF,
+            )
+        };
+        if rc != SUCCESS || position != room {
+            return Err(Error::InvalidArgument(format!(
+                "MPI_Pack of the write's buffer failed ({rc}, {position} of {n} bytes)"
+            )));
+        }
+        atomic.write(offset, &packed)?;
+        Ok(total)
+    }
+}
+
+impl Buffer for Rd {
+    unsafe fn atomic_io(
+        self,
+        atomic: &mut crate::atomic::Atomic,
+        offset: u64,
+        count: c_int,
+        datatype: MPI_Datatype,
+    ) -> Result<u64, Error> {
+        let (total, contiguous) = layout(count, datatype)?;
+        let n = usize::try_from(total)
+            .map_err(|_| Error::InvalidArgument("the access is too large".into()))?;
+        if n == 0 {
+            return Ok(0);
+        }
+        if contiguous {
+            // SAFETY: the caller's buffer holds room for `count` contiguous elements, `n`
+            // bytes, and nothing else uses it during the call.
+            let buf = unsafe { std::slice::from_raw_parts_mut(self.cast::<u8>(), n) };
+            return atomic.read(offset, buf);
+        }
+        let mut packed = vec![0u8; n];
+        let got = atomic.read(offset, &mut packed)?;
+        // Whole elements only: MPI cannot unpack part of one.
+        let element = total / count as u64;
+        let whole = got / element;
+        let (Ok(elements), Ok(bytes)) = (c_int::try_from(whole), c_int::try_from(whole * element))
+        else {
+            return Err(Error::InvalidArgument("a noncontiguous access over 2 GiB".into()));
+        };
+        let mut position: c_int = 0;
+        // SAFETY: `packed` holds `bytes` bytes of `elements` packed elements; the caller's
+        // buffer is valid for `count` >= `elements` of `datatype`; MPI_COMM_SELF is
+        // predefined.
+        let rc = unsafe {
+            mpi::ffi::MPI_Unpack(
+                packed.as_ptr().cast(),
+                bytes,
+                &mut position,
+                self,
+                elements,
+                datatype,
+                mpi::ffi::RSMPI_COMM_SELF,
+            )
+        };
+        if rc != SUCCESS {
+            return Err(Error::InvalidArgument(format!(
+                "MPI_Unpack into the read's buffer failed ({rc})"
+            )));
+        }
+        Ok(got)
+    }
+}
+
+/// What the caller gets back from an access: a status, or a request of a nonblocking call.
+trait Last: Copy {
+    /// Reports `bytes` moved.
+    ///
+    /// # Safety
+    /// The caller's status or request pointer, valid as for its MPI call.
+    unsafe fn complete(self, bytes: u64) -> c_int;
+}
+
+impl Last for St {
+    unsafe fn complete(self, bytes: u64) -> c_int {
+        // SAFETY: passed on.
+        unsafe { set_status(self, bytes) }
+    }
+}
+
+impl Last for Rq {
+    unsafe fn complete(self, bytes: u64) -> c_int {
+        // SAFETY: passed on.
+        unsafe { completed_request(self, bytes) }
+    }
+}
+
+/// Fills `status` (unless it is `MPI_STATUS_IGNORE`) for `bytes` moved.
+///
+/// # Safety
+/// `status` is `MPI_STATUS_IGNORE`, null, or valid for writing.
+unsafe fn set_status(status: *mut MPI_Status, bytes: u64) -> c_int {
+    // SAFETY: reading an immutable extern static initialised by rsmpi's C shim.
+    let ignore = unsafe { mpi::ffi::RSMPI_STATUS_IGNORE };
+    if status.is_null() || status == ignore {
+        return SUCCESS;
+    }
+    let count = mpi::ffi::MPI_Count::try_from(bytes).unwrap_or(mpi::ffi::MPI_Count::MAX);
+    // SAFETY: a valid status; the byte type is predefined.
+    unsafe {
+        mpi::ffi::MPI_Status_set_cancelled(status, 0);
+        mpi::ffi::MPI_Status_set_elements_x(status, mpi::ffi::RSMPI_UINT8_T, count)
+    }
+}
+
+/// `MPI_Grequest_start`'s query callback: the status of a completed atomic access, whose
+/// byte count the extra state holds.
+unsafe extern "C" fn query_done(extra: *mut c_void, status: *mut MPI_Status) -> c_int {
+    // SAFETY: `extra` is the `Box<u64>` that `completed_request` made, live until
+    // `free_done`; `status` is MPI's valid status.
+    unsafe { set_status(status, *extra.cast::<u64>()) }
+}
+
+/// `MPI_Grequest_start`'s free callback: drops the extra state.
+unsafe extern "C" fn free_done(extra: *mut c_void) -> c_int {
+    // SAFETY: `extra` came from `Box::into_raw` in `completed_request`; MPI calls this once.
+    drop(unsafe { Box::from_raw(extra.cast::<u64>()) });
+    SUCCESS
+}
+
+/// `MPI_Grequest_start`'s cancel callback: a completed request cannot be cancelled.
+unsafe extern "C" fn cancel_done(_extra: *mut c_void, _complete: c_int) -> c_int {
+    SUCCESS
+}
+
+/// A request, in `*request`, that is already complete with `bytes` moved (a generalized
+/// request, MPI 3.1 §12.2), for a nonblocking access done before it returned.
+///
+/// # Safety
+/// `request` is the caller's valid out-pointer.
+unsafe fn completed_request(request: *mut MPI_Request, bytes: u64) -> c_int {
+    let extra = Box::into_raw(Box::new(bytes));
+    // SAFETY: the callbacks match MPI's prototypes; `extra` lives until `free_done`;
+    // `request` is the caller's out-pointer.
+    let rc = unsafe {
+        mpi::ffi::MPI_Grequest_start(
+            Some(query_done),
+            Some(free_done),
+            Some(cancel_done),
+            extra.cast(),
+            request,
+        )
+    };
+    if rc != SUCCESS {
+        // SAFETY: MPI did not take the state; it is ours to free.
+        drop(unsafe { Box::from_raw(extra) });
+        return rc;
+    }
+    // SAFETY: the request just started.
+    unsafe { mpi::ffi::MPI_Grequest_complete(*request) }
+}
+
+/// An access at `offset` etypes through brlock's atomic file, reported through `last`.
+///
+/// # Safety
+/// The caller's buffer, count, datatype and status or request, valid as for its call.
+#[allow(clippy::too_many_arguments)]
+unsafe fn atomic_at<B: Buffer, L: Last>(
+    call: &str,
+    fh: MPI_File,
+    handle: &shared::Handle,
+    offset: MPI_Offset,
+    buf: B,
+    count: c_int,
+    datatype: MPI_Datatype,
+    last: L,
+) -> c_int {
+    // SAFETY: passed on.
+    match unsafe { atomic_bytes(handle, offset, buf, count, datatype) } {
+        // SAFETY: passed on.
+        Ok(n) => unsafe { last.complete(n) },
+        Err(e) => fail(fh, call, &e),
+    }
+}
+
+/// The begin of a split collective access at `offset` in atomic mode: done now, its result
+/// kept for the end.
+///
+/// # Safety
+/// As [`atomic_at`].
+unsafe fn atomic_begin<B: Buffer>(
+    call: &str,
+    fh: MPI_File,
+    handle: &shared::Handle,
+    offset: MPI_Offset,
+    buf: B,
+    count: c_int,
+    datatype: MPI_Datatype,
+) -> c_int {
+    // SAFETY: passed on.
+    match unsafe { atomic_bytes(handle, offset, buf, count, datatype) } {
+        Ok(n) => {
+            shared::lock(handle).0.atomic().begin_split(n);
+            SUCCESS
+        }
+        Err(e) => {
+            // The end still completes (with nothing), as after any failed begin.
+            shared::lock(handle).0.atomic().begin_split(0);
+            fail(fh, call, &e)
+        }
+    }
+}
+
+/// The end of a split collective begun in atomic mode: its status; `None` if the begin was
+/// not in atomic mode (the MPI library ends it).
+fn atomic_end(handle: &shared::Handle, status: St) -> Option<c_int> {
+    let bytes = shared::lock(handle).0.atomic().end_split()?;
+    // SAFETY: the caller's status, valid as for its call.
+    Some(unsafe { set_status(status, bytes) })
+}
+
+/// The bytes an atomic access at `offset` etypes moved.
+///
+/// # Safety
+/// As [`atomic_at`].
+unsafe fn atomic_bytes<B: Buffer>(
+    handle: &shared::Handle,
+    offset: MPI_Offset,
+    buf: B,
+    count: c_int,
+    datatype: MPI_Datatype,
+) -> Result<u64, Error> {
+    let offset = u64::try_from(offset)
+        .map_err(|_| Error::InvalidArgument(format!("a negative offset ({offset})")))?;
+    let mut tracked = shared::lock(handle);
+    // SAFETY: passed on.
+    unsafe { buf.atomic_io(tracked.0.atomic(), offset, count, datatype) }
+}
+
+/// The individual file pointer in etypes (the MPI library's).
+fn position(fh: MPI_File) -> Result<MPI_Offset, Error> {
+    let mut at: MPI_Offset = 0;
+    // SAFETY: the caller's live file; a valid out-pointer. Not intercepted: the library's.
+    let rc = unsafe { mpi::ffi::MPI_File_get_position(fh, &mut at) };
+    if rc != SUCCESS {
+        return Err(Error::InvalidArgument(format!(
+            "MPI_File_get_position failed ({rc})"
+        )));
+    }
+    Ok(at)
+}
+
+/// Moves the individual file pointer past `bytes` of data from `from` etypes.
+fn advance(fh: MPI_File, handle: &shared::Handle, from: MPI_Offset, bytes: u64) -> c_int {
+    let etype = shared::lock(handle).0.atomic().etype_size();
+    let to = MPI_Offset::try_from(bytes / etype).map_or(MPI_Offset::MAX, |n| from + n);
+    // SAFETY: the caller's live file. Not intercepted: the library's.
+    unsafe { mpi::ffi::MPI_File_seek(fh, to, mpi::ffi::MPI_SEEK_SET as c_int) }
+}
+
+/// An access at the individual file pointer in atomic mode: at the pointer, which then moves
+/// past the data.
+///
+/// # Safety
+/// As [`atomic_at`].
+unsafe fn atomic_individual<B: Buffer, L: Last>(
+    call: &str,
+    fh: MPI_File,
+    handle: &shared::Handle,
+    buf: B,
+    count: c_int,
+    datatype: MPI_Datatype,
+    last: L,
+) -> c_int {
+    let moved = position(fh).and_then(|at| {
+        // SAFETY: passed on.
+        unsafe { atomic_bytes(handle, at, buf, count, datatype) }.map(|n| (at, n))
+    });
+    match moved {
+        Ok((at, n)) => {
+            let rc = advance(fh, handle, at, n);
+            if rc != SUCCESS {
+                return rc;
+            }
+            // SAFETY: passed on.
+            unsafe { last.complete(n) }
+        }
+        Err(e) => fail(fh, call, &e),
+    }
+}
+
+/// The tracked file behind `fh` if it is in atomic mode.
+fn in_atomic_mode(fh: MPI_File) -> Option<shared::Handle> {
+    tracked(fh).filter(|h| shared::lock(h).0.atomic_on())
+}
+
+/// Defines `$imp`, an explicit-offset access (`MPI_File_write_at`, `_iread_at_all`, ...):
+/// brlock's atomic file in atomic mode, else the MPI library's own `$own`.
+macro_rules! at_fn {
+    ($imp:ident, $own:literal, $b:ty, $l:ty) => {
+        fn $imp(
+            fh: MPI_File,
+            offset: MPI_Offset,
+            buf: $b,
+            count: c_int,
+            datatype: MPI_Datatype,
+            last: $l,
+        ) -> c_int {
+            if let Some(h) = in_atomic_mode(fh) {
+                // SAFETY: the caller's arguments, valid as for its call.
+                return unsafe { atomic_at($own, fh, &h, offset, buf, count, datatype, last) };
+            }
+            forward!($own, AccessAtFn<$b, $l>, fh, offset, buf, count, datatype, last)
+        }
+    };
+}
+
+/// Defines `$imp`, an individual-pointer access (`MPI_File_write`, `_iread_all`, ...).
+macro_rules! individual_fn {
+    ($imp:ident, $own:literal, $b:ty, $l:ty) => {
+        fn $imp(fh: MPI_File, buf: $b, count: c_int, datatype: MPI_Datatype, last: $l) -> c_int {
+            if let Some(h) = in_atomic_mode(fh) {
+                // SAFETY: the caller's arguments, valid as for its call.
+                return unsafe { atomic_individual($own, fh, &h, buf, count, datatype, last) };
+            }
+            forward!($own, AccessFn<$b, $l>, fh, buf, count, datatype, last)
+        }
+    };
+}
+
+/// Defines `$imp`, the begin of an explicit-offset split collective access.
+macro_rules! begin_at_fn {
+    ($imp:ident, $own:literal, $b:ty) => {
+        fn $imp(
+            fh: MPI_File,
+            offset: MPI_Offset,
+            buf: $b,
+            count: c_int,
+            datatype: MPI_Datatype,
+        ) -> c_int {
+            if let Some(h) = in_atomic_mode(fh) {
+                // SAFETY: the caller's arguments, valid as for its call.
+                return unsafe { atomic_begin($own, fh, &h, offset, buf, count, datatype) };
+            }
+            forward!($own, BeginAtFn<$b>, fh, offset, buf, count, datatype)
+        }
+    };
+}
+
+/// Defines `$imp`, the begin of an individual-pointer split collective access.
+macro_rules! begin_individual_fn {
+    ($imp:ident, $own:literal, $b:ty) => {
+        fn $imp(fh: MPI_File, buf: $b, count: c_int, datatype: MPI_Datatype) -> c_int {
+            if let Some(h) = in_atomic_mode(fh) {
+                let moved = position(fh).and_then(|at| {
+                    // SAFETY: the caller's arguments, valid as for its call.
+                    unsafe { atomic_bytes(&h, at, buf, count, datatype) }.map(|n| (at, n))
+                });
+                return match moved {
+                    Ok((at, n)) => {
+                        shared::lock(&h).0.atomic().begin_split(n);
+                        advance(fh, &h, at, n)
+                    }
+                    Err(e) => {
+                        shared::lock(&h).0.atomic().begin_split(0);
+                        fail(fh, $own, &e)
+                    }
+                };
+            }
+            forward!($own, BeginFn<$b>, fh, buf, count, datatype)
+        }
+    };
+}
+
+/// Defines `$imp`, the end of a split collective access that is not a shared-pointer one.
+macro_rules! end_data_fn {
+    ($imp:ident, $own:literal, $b:ty) => {
+        fn $imp(fh: MPI_File, buf: $b, status: St) -> c_int {
+            if let Some(code) = tracked(fh).and_then(|h| atomic_end(&h, status)) {
+                return code;
+            }
+            forward!($own, EndFn<$b>, fh, buf, status)
+        }
+    };
+}
+
+at_fn!(write_at, "PMPI_File_write_at", Wr, St);
+at_fn!(read_at, "PMPI_File_read_at", Rd, St);
+at_fn!(write_at_all, "PMPI_File_write_at_all", Wr, St);
+at_fn!(read_at_all, "PMPI_File_read_at_all", Rd, St);
+at_fn!(iwrite_at, "PMPI_File_iwrite_at", Wr, Rq);
+at_fn!(iread_at, "PMPI_File_iread_at", Rd, Rq);
+at_fn!(iwrite_at_all, "PMPI_File_iwrite_at_all", Wr, Rq);
+at_fn!(iread_at_all, "PMPI_File_iread_at_all", Rd, Rq);
+individual_fn!(write, "PMPI_File_write", Wr, St);
+individual_fn!(read, "PMPI_File_read", Rd, St);
+individual_fn!(write_all, "PMPI_File_write_all", Wr, St);
+individual_fn!(read_all, "PMPI_File_read_all", Rd, St);
+individual_fn!(iwrite, "PMPI_File_iwrite", Wr, Rq);
+individual_fn!(iread, "PMPI_File_iread", Rd, Rq);
+individual_fn!(iwrite_all, "PMPI_File_iwrite_all", Wr, Rq);
+individual_fn!(iread_all, "PMPI_File_iread_all", Rd, Rq);
+begin_at_fn!(write_at_all_begin, "PMPI_File_write_at_all_begin", Wr);
+begin_at_fn!(read_at_all_begin, "PMPI_File_read_at_all_begin", Rd);
+begin_individual_fn!(write_all_begin, "PMPI_File_write_all_begin", Wr);
+begin_individual_fn!(read_all_begin, "PMPI_File_read_all_begin", Rd);
+end_data_fn!(write_at_all_end, "PMPI_File_write_at_all_end", Wr);
+end_data_fn!(read_at_all_end, "PMPI_File_read_at_all_end", Rd);
+end_data_fn!(write_all_end, "PMPI_File_write_all_end", Wr);
+end_data_fn!(read_all_end, "PMPI_File_read_all_end", Rd);
+
+export!(MPI_File_write_at, PMPI_File_write_at, write_at,
+    (fh: MPI_File, offset: MPI_Offset, buf: Wr, count: c_int, datatype: MPI_Datatype, status: St));
+export!(MPI_File_read_at, PMPI_File_read_at, read_at,
+    (fh: MPI_File, offset: MPI_Offset, buf: Rd, count: c_int, datatype: MPI_Datatype, status: St));
+export!(MPI_File_write_at_all, PMPI_File_write_at_all, write_at_all,
+    (fh: MPI_File, offset: MPI_Offset, buf: Wr, count: c_int, datatype: MPI_Datatype, status: St));
+export!(MPI_File_read_at_all, PMPI_File_read_at_all, read_at_all,
+    (fh: MPI_File, offset: MPI_Offset, buf: Rd, count: c_int, datatype: MPI_Datatype, status: St));
+export!(MPI_File_iwrite_at, PMPI_File_iwrite_at, iwrite_at,
+    (fh: MPI_File, offset: MPI_Offset, buf: Wr, count: c_int, datatype: MPI_Datatype, request: Rq));
+export!(MPI_File_iread_at, PMPI_File_iread_at, iread_at,
+    (fh: MPI_File, offset: MPI_Offset, buf: Rd, count: c_int, datatype: MPI_Datatype, request: Rq));
+export!(MPI_File_iwrite_at_all, PMPI_File_iwrite_at_all, iwrite_at_all,
+    (fh: MPI_File, offset: MPI_Offset, buf: Wr, count: c_int, datatype: MPI_Datatype, request: Rq));
+export!(MPI_File_iread_at_all, PMPI_File_iread_at_all, iread_at_all,
+    (fh: MPI_File, offset: MPI_Offset, buf: Rd, count: c_int, datatype: MPI_Datatype, request: Rq));
+export!(MPI_File_write, PMPI_File_write, write,
+    (fh: MPI_File, buf: Wr, count: c_int, datatype: MPI_Datatype, status: St));
+export!(MPI_File_read, PMPI_File_read, read,
+    (fh: MPI_File, buf: Rd, count: c_int, datatype: MPI_Datatype, status: St));
+export!(MPI_File_write_all, PMPI_File_write_all, write_all,
+    (fh: MPI_File, buf: Wr, count: c_int, datatype: MPI_Datatype, status: St));
+export!(MPI_File_read_all, PMPI_File_read_all, read_all,
+    (fh: MPI_File, buf: Rd, count: c_int, datatype: MPI_Datatype, status: St));
+export!(MPI_File_iwrite, PMPI_File_iwrite, iwrite,
+    (fh: MPI_File, buf: Wr, count: c_int, datatype: MPI_Datatype, request: Rq));
+export!(MPI_File_iread, PMPI_File_iread, iread,
+    (fh: MPI_File, buf: Rd, count: c_int, datatype: MPI_Datatype, request: Rq));
+export!(MPI_File_iwrite_all, PMPI_File_iwrite_all, iwrite_all,
+    (fh: MPI_File, buf: Wr, count: c_int, datatype: MPI_Datatype, request: Rq));
+export!(MPI_File_iread_all, PMPI_File_iread_all, iread_all,
+    (fh: MPI_File, buf: Rd, count: c_int, datatype: MPI_Datatype, request: Rq));
+export!(MPI_File_write_at_all_begin, PMPI_File_write_at_all_begin, write_at_all_begin,
+    (fh: MPI_File, offset: MPI_Offset, buf: Wr, count: c_int, datatype: MPI_Datatype));
+export!(MPI_File_read_at_all_begin, PMPI_File_read_at_all_begin, read_at_all_begin,
+    (fh: MPI_File, offset: MPI_Offset, buf: Rd, count: c_int, datatype: MPI_Datatype));
+export!(MPI_File_write_all_begin, PMPI_File_write_all_begin, write_all_begin,
+    (fh: MPI_File, buf: Wr, count: c_int, datatype: MPI_Datatype));
+export!(MPI_File_read_all_begin, PMPI_File_read_all_begin, read_all_begin,
+    (fh: MPI_File, buf: Rd, count: c_int, datatype: MPI_Datatype));
+export!(MPI_File_write_at_all_end, PMPI_File_write_at_all_end, write_at_all_end,
+    (fh: MPI_File, buf: Wr, status: St));
+export!(MPI_File_read_at_all_end, PMPI_File_read_at_all_end, read_at_all_end,
+    (fh: MPI_File, buf: Rd, status: St));
+export!(MPI_File_write_all_end, PMPI_File_write_all_end, write_all_end,
+    (fh: MPI_File, buf: Wr, status: St));
+export!(MPI_File_read_all_end, PMPI_File_read_all_end, read_all_end,
+    (fh: MPI_File, buf: Rd, status: St));

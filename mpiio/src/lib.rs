@@ -18,6 +18,7 @@
 //! the look-up of the MPI library's own definitions with `dlsym(RTLD_NEXT, ...)`); the
 //! bookkeeping ([`shared`]) is safe Rust over the library.
 
+pub mod atomic;
 #[allow(unsafe_code)]
 pub mod boundary;
 mod logging;

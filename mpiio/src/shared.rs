@@ -12,6 +12,7 @@ use brlock::io::append::SharedPointer;
 use brlock::sys::OwnedComm;
 use brlock::{Error, Result};
 
+use crate::atomic::Atomic;
 use crate::boundary::Sendable;
 
 /// What the library keeps for one open file.
@@ -21,6 +22,8 @@ pub struct Tracked {
     pointer: SharedPointer,
     /// Bytes per etype of the current view (1 until `MPI_File_set_view`).
     etype: u64,
+    /// Atomic mode: off, or brlock's atomic file doing the data accesses.
+    atomic: Atomic,
 }
 
 /// A tracked file, shared between the calls that use it.
@@ -53,10 +56,20 @@ pub fn lock(handle: &Handle) -> MutexGuard<'_, Sendable<Tracked>> {
 /// # Errors
 /// [`Error::Collective`] on every rank if a rank's open failed or the pointer could not be
 /// made; MPI errors.
-pub fn track(key: usize, comm: OwnedComm, start: u64, opened: Result<()>) -> Result<()> {
+pub fn track(
+    key: usize,
+    comm: OwnedComm,
+    start: u64,
+    opened: Result<()>,
+    path: std::path::PathBuf,
+) -> Result<()> {
     let pointer = SharedPointer::open(comm, start, opened)?;
     tracing::debug!(start, "shared file pointer in a one-sided counter");
-    let handle = Arc::new(Mutex::new(Sendable(Tracked { pointer, etype: 1 })));
+    let handle = Arc::new(Mutex::new(Sendable(Tracked {
+        pointer,
+        etype: 1,
+        atomic: Atomic::new(path),
+    })));
     files().get_or_insert_with(HashMap::new).insert(key, handle);
     Ok(())
 }
@@ -80,10 +93,30 @@ pub fn untrack(key: usize) -> Result<()> {
             ))
         }
     };
-    tracked.pointer.free()
+    let closed = tracked.atomic.close();
+    let freed = tracked.pointer.free();
+    closed.and(freed)
 }
 
 impl Tracked {
+    /// The file's atomic-mode state.
+    pub fn atomic(&mut self) -> &mut Atomic {
+        &mut self.atomic
+    }
+
+    /// Whether atomic mode is on: data accesses go through brlock, not the MPI library.
+    pub fn atomic_on(&self) -> bool {
+        self.atomic.on()
+    }
+
+    /// `MPI_File_set_atomicity` (collective): see [`Atomic::set_atomicity`].
+    ///
+    /// # Errors
+    /// As [`Atomic::set_atomicity`].
+    pub fn set_atomicity(&mut self, on: bool, ok: Result<()>) -> Result<()> {
+        self.atomic.set_atomicity(self.pointer.comm(), on, ok)
+    }
+
     /// The etypes `bytes` bytes of data make under the current view.
     ///
     /// # Errors
