@@ -242,9 +242,14 @@ fn file_open(
             return rc;
         }
     };
-    // SAFETY: on success the MPI library wrote the new handle to `fh`, the caller's valid
-    // out-pointer.
-    let handle = unsafe { *fh };
+    let handle = if rc == SUCCESS {
+        // SAFETY: on success the MPI library wrote the new handle to `fh`, the caller's valid
+        // out-pointer (after a failure it may be unset: not read).
+        unsafe { *fh }
+    } else {
+        // SAFETY: reading an immutable extern static initialised by rsmpi's C shim.
+        unsafe { mpi::ffi::RSMPI_FILE_NULL }
+    };
     let opened = if rc == SUCCESS {
         start_of(handle, amode)
     } else {
