@@ -15,6 +15,8 @@
 #                                            GlusterFS client (mpiio/tests/)
 #   python3-mpi4py                         - mpi4py (for Open MPI) under /usr/bin/python3: the
 #                                            interposition library's Python test
+#   python3-h5py-mpi                       - h5py's MPI-IO driver (for Open MPI): the
+#                                            interposition library's HDF5 atomic-mode test
 # and checks that a Rust toolchain (cargo) is on PATH.
 #
 # When everything is present it only looks (dpkg status, files, alternatives) and takes a
@@ -27,7 +29,7 @@
 #   BRLOCK_SETUP_PRETEND_MISSING="pkg ..."  treat these packages as missing (to test this script)
 set -euo pipefail
 
-PACKAGES=(openmpi-bin libopenmpi-dev mpich libmpich-dev libclang-dev pkg-config gfortran openssh-client iproute2 util-linux mount python3-mpi4py)
+PACKAGES=(openmpi-bin libopenmpi-dev mpich libmpich-dev libclang-dev pkg-config gfortran openssh-client iproute2 util-linux mount python3-mpi4py python3-h5py-mpi)
 OPENMPI_MPIRUN=/usr/bin/mpirun.openmpi
 OPENMPI_MPICC=/usr/bin/mpicc.openmpi
 
@@ -74,6 +76,7 @@ probe_for() {
         util-linux) echo "/usr/bin/unshare" ;;
         mount) echo "/usr/bin/mount" ;;
         python3-mpi4py) echo "/usr/lib/python3/dist-packages/mpi4py/__init__.py" ;;
+        python3-h5py-mpi) echo "/usr/lib/python3/dist-packages/h5py/_debian_h5py_mpi/__init__.py" ;;
         *) echo "/nonexistent" ;;
     esac
 }

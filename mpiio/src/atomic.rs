@@ -34,8 +34,20 @@ pub struct Atomic {
 /// The file-system prefixes ROMIO accepts before a path (`ufs:/data/f`), which name a driver,
 /// not a file.
 const ROMIO_PREFIXES: &[&str] = &[
-    "ufs", "nfs", "pvfs2", "lustre", "gpfs", "xfs", "testfs", "panfs", "daos", "ime", "quobytefs",
-    "gridftp", "bg", "bglockless",
+    "ufs",
+    "nfs",
+    "pvfs2",
+    "lustre",
+    "gpfs",
+    "xfs",
+    "testfs",
+    "panfs",
+    "daos",
+    "ime",
+    "quobytefs",
+    "gridftp",
+    "bg",
+    "bglockless",
 ];
 
 /// The file a program's MPI-IO file name refers to.

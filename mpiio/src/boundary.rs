@@ -856,7 +856,9 @@ impl Buffer for Rd {
         let whole = got / element;
         let (Ok(elements), Ok(bytes)) = (c_int::try_from(whole), c_int::try_from(whole * element))
         else {
-            return Err(Error::InvalidArgument("a noncontiguous access over 2 GiB".into()));
+            return Err(Error::InvalidArgument(
+                "a noncontiguous access over 2 GiB".into(),
+            ));
         };
         let mut position: c_int = 0;
         // SAFETY: `packed` holds `bytes` bytes of `elements` packed elements; the caller's
