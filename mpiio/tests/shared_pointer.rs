@@ -181,7 +181,15 @@ struct Job {
     /// Whether the library is preloaded.
     preload: bool,
     place: Place,
+    /// When the job is killed.
+    timeout: Duration,
 }
+
+/// A job's time limit: far more than a passing run takes (a few seconds).
+const TIMEOUT: Duration = Duration::from_secs(90);
+/// The time limit of ompio's control runs without the library: across two clients its own
+/// shared pointer hung in 4 of 10 runs here (lost no record when it finished).
+const OMPIO_CONTROL_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The MPI-IO components this MPI offers the tests: Open MPI's ompio and ROMIO, or MPICH's one.
 fn components() -> Vec<Option<&'static str>> {
@@ -210,7 +218,7 @@ fn run(exe: &[String], name: &str, job: Job, extra_env: &[(&str, &str)]) -> (boo
         if job.preload { "lib" } else { "plain" }
     );
     let mut cmd = MpiRun::new(ranks(), wrapper())
-        .timeout(Duration::from_secs(90))
+        .timeout(job.timeout)
         .args(exe.iter().cloned());
     let path = match job.place {
         Place::TwoClients => {
@@ -257,6 +265,7 @@ fn passes_with_library(source: &str, name: &str, runs: usize) {
             io,
             preload: true,
             place: Place::TwoClients,
+            timeout: TIMEOUT,
         };
         let mut passed = 0;
         for _ in 0..runs {
@@ -303,20 +312,27 @@ fn mpi4py_write_shared_across_two_clients() {
 }
 
 /// The negative control: the same binary without the library loses records through ROMIO's
-/// shared pointer (Open MPI's `romio321` and MPICH) across two clients; ompio's outcome is
-/// reported, not asserted.
+/// shared pointer (Open MPI's `romio321` and MPICH) across two clients; ompio's outcome (one
+/// run: it passes, or hangs) is reported, not asserted.
 #[test]
 fn without_the_library_romio_loses_records() {
     let exe = program("shared_ptr.c");
     for io in components() {
+        let ompio = io == Some("ompio");
         let job = Job {
             io,
             preload: false,
             place: Place::TwoClients,
+            timeout: if ompio {
+                OMPIO_CONTROL_TIMEOUT
+            } else {
+                TIMEOUT
+            },
         };
         let mut verdicts = Vec::new();
         let mut hazard = false;
-        for _ in 0..CONTROL_RUNS {
+        // ompio's own pointer may hang: one run, reported.
+        for _ in 0..if ompio { 1 } else { CONTROL_RUNS } {
             let (ok, verdict) = run(&exe, "control", job, &[]);
             verdicts.push(verdict);
             if !ok {
@@ -330,7 +346,7 @@ fn without_the_library_romio_loses_records() {
             usize::from(hazard),
             verdicts.len()
         );
-        if io != Some("ompio") {
+        if !ompio {
             assert!(
                 hazard,
                 "io {label}: no run lost records without the library ({verdicts:?}): the control shows nothing"
@@ -355,6 +371,7 @@ fn local_disk_with_without_and_switched_off() {
                     io,
                     preload,
                     place: Place::Local,
+                    timeout: TIMEOUT,
                 };
                 let (ok, verdict) = run(&exe, name, job, env);
                 assert!(ok, "{name} on local disk, {job:?} {env:?}: {verdict}");
@@ -376,6 +393,7 @@ fn switched_off_is_a_pass_through() {
         io,
         preload: true,
         place: Place::TwoClients,
+        timeout: TIMEOUT,
     };
     let verdicts: Vec<String> = (0..CONTROL_RUNS)
         .map(|_| run(&exe, "off", job, &[("BRLOCK_MPIIO", "off")]))
@@ -401,6 +419,7 @@ fn other_pointer_calls_on_local_disk() {
                 io,
                 preload,
                 place: Place::Local,
+                timeout: TIMEOUT,
             };
             let (ok, verdict) = run(&exe, "pointer_calls", job, &[]);
             println!(
