@@ -5,18 +5,19 @@
 //! brlock's one-sided counter ([`brlock::io::append::SharedPointer`]) instead of the MPI
 //! library's hidden file, so that appends through `MPI_File_write_shared` and
 //! `MPI_File_write_ordered` are neither lost nor overlapping on any file system, across client
-//! caches. Every access itself is forwarded to the MPI library's explicit-offset call
-//! (`MPI_File_write_at`, ...) at the offset the counter gave; everything else goes to the MPI
-//! library untouched. `docs/mpiio.md` documents what is intercepted, the semantics and the
-//! limits.
+//! caches. Outside atomic mode every access itself is forwarded to the MPI library (a
+//! shared-pointer one to its explicit-offset call, `MPI_File_write_at`, ..., at the offset the
+//! counter gave). In atomic mode ([`atomic`]) every data access is done by brlock's atomic
+//! file over the bytes the file view maps it to, with brlock's locks and cache coherence.
+//! `docs/mpiio.md` documents what is intercepted, the semantics and the limits.
 //!
 //! * `BRLOCK_MPIIO=off` makes every function a pure pass-through.
 //! * Diagnostics are `tracing` events on stderr, filtered by `RUST_LOG` (default `warn`), each
 //!   line prefixed with the rank in `MPI_COMM_WORLD`.
 //!
 //! The one place with `unsafe` code is the C boundary ([`boundary`]: the exported functions,
-//! the look-up of the MPI library's own definitions with `dlsym(RTLD_NEXT, ...)`); the
-//! bookkeeping ([`shared`]) is safe Rust over the library.
+//! the look-up of the MPI library's own definitions with `dlsym(RTLD_NEXT, ...)`, packing and
+//! statuses); the bookkeeping ([`shared`], [`atomic`]) is safe Rust over the library.
 
 pub mod atomic;
 #[allow(unsafe_code)]
