@@ -163,6 +163,20 @@ impl Atomic {
         self.split.take()
     }
 
+    /// The file's size fresh from the server (not this client's cached idea of it), for
+    /// `MPI_File_get_size` in atomic mode.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn size(&mut self) -> Result<u64> {
+        let file = self.file()?;
+        brlock::sys::refresh_size(file.file()).map_err(|source| Error::Io {
+            op: "statx (the file's size)",
+            path: file.path().to_string(),
+            source,
+        })
+    }
+
     /// `fdatasync` of the atomic file's descriptor, for `MPI_File_sync`.
     ///
     /// # Errors

@@ -685,6 +685,29 @@ type SyncFn = unsafe extern "C" fn(MPI_File) -> c_int;
 export!(MPI_File_set_atomicity, PMPI_File_set_atomicity, set_atomicity,
     (fh: MPI_File, flag: c_int));
 export!(MPI_File_sync, PMPI_File_sync, file_sync, (fh: MPI_File));
+export!(MPI_File_get_size, PMPI_File_get_size, get_size, (fh: MPI_File, size: *mut MPI_Offset));
+
+type GetSizeFn = unsafe extern "C" fn(MPI_File, *mut MPI_Offset) -> c_int;
+
+/// `MPI_File_get_size`: in atomic mode the size the server reports (what atomic writers on
+/// other clients left), else the MPI library's.
+fn get_size(fh: MPI_File, size: *mut MPI_Offset) -> c_int {
+    let Some(handle) = in_atomic_mode(fh) else {
+        return forward!("PMPI_File_get_size", GetSizeFn, fh, size);
+    };
+    let fresh = shared::lock(&handle).0.atomic().size();
+    match fresh.and_then(|n| {
+        MPI_Offset::try_from(n).map_err(|_| Error::InvalidArgument("a size past MPI_Offset".into()))
+    }) {
+        Ok(n) if !size.is_null() => {
+            // SAFETY: the caller's valid out-pointer.
+            unsafe { *size = n };
+            SUCCESS
+        }
+        Ok(_) => ERR_ARG,
+        Err(e) => fail(fh, "MPI_File_get_size", &e),
+    }
+}
 
 /// `MPI_File_set_atomicity` (collective): the MPI library records the mode, then every rank
 /// agrees on it and brlock's atomic file takes over the data accesses while it is on.

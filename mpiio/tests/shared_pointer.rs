@@ -459,6 +459,7 @@ fn atomic_mode_across_two_clients() {
             io,
             preload: true,
             place: Place::TwoClients,
+            timeout: TIMEOUT,
         };
         for mode in ATOMICITY_MODES {
             for _ in 0..2 {
@@ -486,6 +487,7 @@ fn without_the_library_atomic_mode_reads_mixed_or_stale() {
             io,
             preload: false,
             place: Place::TwoClients,
+            timeout: TIMEOUT,
         };
         let mut verdicts = Vec::new();
         'modes: for mode in ATOMICITY_MODES {

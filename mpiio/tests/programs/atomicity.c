@@ -9,7 +9,9 @@
  *                                   every other one) on every rank: one noncontiguous access
  *   atomicity grow FILE [ITERS]     rank 0 appends block i (BLOCK ints of value i) at the end,
  *                                   growing the file; a reader reads the newest block whose
- *                                   write had completed and must get all of it with value i
+ *                                   write had completed and must get all of it with value i;
+ *                                   at the end every rank's MPI_File_get_size must count
+ *                                   every block
  *
  * Readers read until one of their reads began after the last write had completed.
  * "Had completed" is known without the file system: after each write rank 0 sends its number
@@ -122,6 +124,14 @@ int main(int argc, char **argv) {
             else if (!grow && got != 0 && got != count)
                 mixed++; /* a partial region: part of one write */
         }
+    }
+    /* After the last write (a barrier is enough in atomic mode) every rank's idea of the
+     * file's size includes every block: one more "stale" per rank that sees less. */
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (grow) {
+        MPI_Offset size = 0;
+        check(MPI_File_get_size(fh, &size), "MPI_File_get_size");
+        if (size != (MPI_Offset)iters * BLOCK * (MPI_Offset)sizeof(int)) stale++;
     }
     long totals[3] = {0, 0, 0}, mine[3] = {reads, mixed, stale};
     MPI_Reduce(mine, totals, 3, MPI_LONG, MPI_SUM, 0, MPI_COMM_WORLD);
