@@ -24,8 +24,10 @@ pub struct Atomic {
     file: Option<AtomicFile>,
     /// The path the program opened (a ROMIO file-system prefix such as `ufs:` removed).
     path: PathBuf,
-    /// The current file view as a byte map, or why atomic mode cannot serve it.
-    view: std::result::Result<FileView, String>,
+    /// The current file view as a byte map, or why atomic mode cannot serve it; `None` when
+    /// a view was set outside atomic mode (mapped only when atomic mode is turned on, so that
+    /// views set outside it cost nothing).
+    view: Option<std::result::Result<FileView, String>>,
     /// The result (bytes moved) of a split collective access begun in atomic mode, for its
     /// `_end` (MPI allows one split collective per file at a time).
     split: Option<u64>,
@@ -66,7 +68,7 @@ impl Atomic {
         Atomic {
             file: None,
             path,
-            view: Ok(FileView::bytes()),
+            view: Some(Ok(FileView::bytes())),
             split: None,
         }
     }
@@ -81,9 +83,15 @@ impl Atomic {
         self.file.as_ref().is_some_and(|f| f.atomicity())
     }
 
-    /// A new file view took effect: `view` is its byte map, or why it has none.
-    pub fn set_view(&mut self, view: Result<FileView>) {
-        self.view = view.map_err(|e| e.to_string());
+    /// A new file view took effect: `view` is its byte map, or why it has none; `None` if it
+    /// was not mapped (atomic mode is off).
+    pub fn set_view(&mut self, view: Option<Result<FileView>>) {
+        self.view = view.map(|v| v.map_err(|e| e.to_string()));
+    }
+
+    /// Whether the current view still has to be mapped before atomic accesses.
+    pub fn needs_view(&self) -> bool {
+        self.view.is_none()
     }
 
     /// `MPI_File_set_atomicity` (collective over `comm`, the file's ranks): `ok` is this rank's
@@ -113,11 +121,15 @@ impl Atomic {
 
     /// The view, or the error that atomic mode cannot serve it.
     fn view(&self) -> Result<&FileView> {
-        self.view.as_ref().map_err(|why| {
-            Error::InvalidArgument(format!(
+        match &self.view {
+            Some(Ok(view)) => Ok(view),
+            Some(Err(why)) => Err(Error::InvalidArgument(format!(
                 "atomic mode cannot make accesses through this file view atomic: {why}"
-            ))
-        })
+            ))),
+            None => Err(Error::InvalidArgument(
+                "the file view was not mapped for atomic mode".into(),
+            )),
+        }
     }
 
     /// The open atomic file (atomic mode was turned on at least once).
@@ -149,7 +161,10 @@ impl Atomic {
     /// The etype size of the view (1 for a view atomic mode cannot serve: its accesses fail
     /// before the size matters).
     pub fn etype_size(&self) -> u64 {
-        self.view.as_ref().map_or(1, FileView::etype_size)
+        match &self.view {
+            Some(Ok(view)) => view.etype_size(),
+            _ => 1,
+        }
     }
 
     /// Records the bytes a split collective access moved at its begin.

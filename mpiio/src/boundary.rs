@@ -346,16 +346,20 @@ fn file_set_view(
             tracing::warn!(datarep = %rep.to_string_lossy(), "the shared pointer counts etypes of their native size");
         }
     }
-    let view = if rc != SUCCESS {
-        Err(Error::InvalidArgument("the view was not set".into()))
-    } else if !native {
-        Err(Error::InvalidArgument(
-            "only the \"native\" data representation".into(),
-        ))
-    } else {
-        view_map(disp, etype, filetype)
-    };
     let mut tracked = shared::lock(&handle);
+    // Mapped now only in atomic mode: a view set outside it costs nothing more (HDF5 sets one
+    // per access); turning atomic mode on maps the view then.
+    let view = tracked.0.atomic_on().then(|| {
+        if rc != SUCCESS {
+            Err(Error::InvalidArgument("the view was not set".into()))
+        } else if !native {
+            Err(Error::InvalidArgument(
+                "only the \"native\" data representation".into(),
+            ))
+        } else {
+            view_map(disp, etype, filetype)
+        }
+    });
     let changed = tracked.0.view_changed(ok);
     tracked.0.atomic().set_view(view);
     drop(tracked);
@@ -723,7 +727,13 @@ fn set_atomicity(fh: MPI_File, flag: c_int) -> c_int {
             "the MPI library's MPI_File_set_atomicity failed ({rc})"
         )))
     };
-    let set = shared::lock(&handle).0.set_atomicity(flag != 0, ok);
+    let mut tracked = shared::lock(&handle);
+    let set = tracked.0.set_atomicity(flag != 0, ok);
+    if set.is_ok() && tracked.0.atomic_on() && tracked.0.atomic().needs_view() {
+        let view = current_view(fh);
+        tracked.0.atomic().set_view(Some(view));
+    }
+    drop(tracked);
     match set {
         Ok(()) => rc,
         Err(_) if rc != SUCCESS => rc,
@@ -760,6 +770,61 @@ fn view_map(
     let filetype = unsafe { mpi::datatype::DatatypeRef::from_raw(filetype) };
     let map = brlock::sys::type_map(&filetype)?;
     brlock::view::FileView::new(disp, etype_size, map)
+}
+
+/// The byte map of the file's current view, asked of the MPI library (`MPI_File_get_view`),
+/// whose derived datatypes it returns are freed here.
+fn current_view(fh: MPI_File) -> Result<brlock::view::FileView, Error> {
+    let mut disp: MPI_Offset = 0;
+    // SAFETY: reading immutable extern statics initialised by rsmpi's C shim.
+    let (mut etype, mut filetype) =
+        unsafe { (mpi::ffi::RSMPI_DATATYPE_NULL, mpi::ffi::RSMPI_DATATYPE_NULL) };
+    let mut rep = [0 as c_char; mpi::ffi::MPI_MAX_DATAREP_STRING as usize + 1];
+    // SAFETY: the caller's live file; valid out-pointers, `rep` of the size MPI requires.
+    // MPI_File_get_view is not intercepted: the library's.
+    let rc = unsafe {
+        mpi::ffi::MPI_File_get_view(fh, &mut disp, &mut etype, &mut filetype, rep.as_mut_ptr())
+    };
+    if rc != SUCCESS {
+        return Err(Error::InvalidArgument(format!(
+            "MPI_File_get_view failed ({rc})"
+        )));
+    }
+    // SAFETY: MPI wrote a NUL-terminated name into `rep`.
+    let native = unsafe { CStr::from_ptr(rep.as_ptr()) }.to_bytes() == b"native";
+    let view = if native {
+        view_map(disp, etype, filetype)
+    } else {
+        Err(Error::InvalidArgument(
+            "only the \"native\" data representation".into(),
+        ))
+    };
+    for ty in [etype, filetype] {
+        free_if_derived(ty);
+    }
+    view
+}
+
+/// The combiner of `ty` (`MPI_Type_get_envelope`).
+fn combiner(ty: MPI_Datatype) -> c_int {
+    let (mut ints, mut addresses, mut types, mut combiner) = (0, 0, 0, -1);
+    // SAFETY: a live datatype; valid out-pointers.
+    unsafe {
+        mpi::ffi::MPI_Type_get_envelope(ty, &mut ints, &mut addresses, &mut types, &mut combiner)
+    };
+    combiner
+}
+
+/// Frees `ty` unless it is a predefined (named) datatype, as `MPI_File_get_view` asks of its
+/// caller. The named combiner's value differs between MPI libraries: it is the one of a
+/// predefined type.
+fn free_if_derived(mut ty: MPI_Datatype) {
+    // SAFETY: reading an immutable extern static initialised by rsmpi's C shim.
+    let named = combiner(unsafe { mpi::ffi::RSMPI_UINT8_T });
+    if combiner(ty) != named {
+        // SAFETY: a derived datatype MPI_File_get_view made for us, freed once.
+        unsafe { mpi::ffi::MPI_Type_free(&mut ty) };
+    }
 }
 
 /// Size, extent and whether `count` elements of `datatype` lie back to back from the buffer's
