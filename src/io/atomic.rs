@@ -391,10 +391,17 @@ impl<L: RangeLock> ParallelFile for AtomicFile<L> {
         let extent_lock = self.atomic || (plan.method == Method::Sieve && !self.caches.one_copy());
         let stats = if extent_lock {
             let (file, path, caches) = (&self.file, self.path.as_str(), &self.caches);
+            let sieves = plan.method == Method::Sieve;
             with_lock(&mut self.lock, extent, LockMode::Exclusive, || {
-                let fresh = caches.fresh_reader(file, extent)?;
+                // Only a sieved write reads (its gaps): a write of the pieces alone needs no
+                // fresh copy, and asking for one costs a size refresh from the server.
+                let fresh = if sieves {
+                    Some(caches.fresh_reader(file, extent)?)
+                } else {
+                    None
+                };
                 let io = sieve::Io {
-                    read: &fresh,
+                    read: fresh.as_ref().map_or(file as &dyn ReadAt, |f| f),
                     write: file,
                 };
                 let stats = sieve::write_planned(
