@@ -17,18 +17,21 @@ COLORS = {False: "#E69F00", True: "#0072B2"}
 def main() -> None:
     out = Path(sys.argv[1])
     rows = [json.loads(line) for line in (out / "bench.jsonl").read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r.get("ok") is not None and "op" in r]
+    rows = [r for r in rows if "op" in r]
     machine = json.loads((out / "machine.json").read_text())
 
-    def pick(op, ranks, io, library):
+    def pick(op, ranks, io, library, fs="fuse.glusterfs"):
         return [r for r in rows if r["op"] == op and r["ranks"] == ranks and r["io"] == io
-                and r["library"] == library]
+                and r["library"] == library and r.get("fs", "fuse.glusterfs") == fs]
 
     def us(op, ranks, io, library):
-        found = [r["us_per_op"] for r in pick(op, ranks, io, library) if r["ok"]]
+        found = [r["us_per_op"] for r in pick(op, ranks, io, library) if "us_per_op" in r]
         return statistics.median(found) if found else None
 
-    ranks_list = sorted({r["ranks"] for r in rows})
+    def lost(op, ranks, io, library):
+        return any("us_per_op" in r and not r["ok"] for r in pick(op, ranks, io, library))
+
+    ranks_list = sorted({r["ranks"] for r in rows if r.get("fs", "fuse.glusterfs") != "local"})
     io_list = sorted({r["io"] for r in rows}, key=lambda io: io != "romio321")
     lines = ["# MPI-IO with and without libbrlock-mpiio.so", "",
              f"Run of {machine.get('date', '?')}: {machine.get('host', '?')}, {machine.get('cores', '?')} cores, "
@@ -39,8 +42,10 @@ def main() -> None:
              "| ranks | MPI-IO | shared without | shared with | shared speedup | atomic without | atomic with | atomic speedup | plain without | plain with | plain with / without (median of rounds) |",
              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 
-    def cell(v):
-        return "—" if v is None else f"{v:,.1f}"
+    def cell(v, lost_data=False):
+        if v is None:
+            return "—"
+        return f"{v:,.1f}" + (" (data lost)" if lost_data else "")
 
     def ratio(a, b):
         return "—" if a is None or b is None or b == 0 else f"{a / b:.2f}×"
@@ -53,18 +58,38 @@ def main() -> None:
             p0, p1 = us("plain", ranks, io, False), us("plain", ranks, io, True)
             offs = [r["us_per_op"] for r in pick("plain", ranks, io, False) if r["ok"]]
             ons = [r["us_per_op"] for r in pick("plain", ranks, io, True) if r["ok"]]
-            plain_ratio = (statistics.median(b / a for a, b in zip(offs, ons))
-                           if offs and ons else None)
+            ratios = [b / a for a, b in zip(offs, ons)]
+            plain_ratio = statistics.median(ratios) if ratios else None
             atomic_note = " (ompio ignores atomic mode)" if io == "ompio" else ""
-            lines.append(f"| {ranks} | {io} | {cell(s0)} | {cell(s1)} | {ratio(s0, s1)} | {cell(a0)} | "
+            lines.append(f"| {ranks} | {io} | {cell(s0, lost('shared', ranks, io, False))} | "
+                         f"{cell(s1, lost('shared', ranks, io, True))} | {ratio(s0, s1)} | {cell(a0)} | "
                          f"{cell(a1)} | {ratio(a0, a1)}{atomic_note} | {cell(p0)} | {cell(p1)} | "
                          f"{'—' if plain_ratio is None else f'{plain_ratio:.3f}'} |")
             for op, v0, v1 in (("shared", s0, s1), ("atomic", a0, a1)):
                 bars.append((f"{op} {ranks}r {io}", v0, v1))
-    failed = [r for r in rows if not r["ok"]]
-    lines += ["", f"Runs whose file did not hold what was written (or that failed): {len(failed)}."]
+    failed = [r for r in rows if not r["ok"]]  # on any file system
+    lines += ["", f"Runs whose file did not hold what was written, or that failed: {len(failed)}."]
     for r in failed:
-        lines.append(f"- {r['op']} {r['ranks']} ranks {r['io']} library {'on' if r['library'] else 'off'}: size {r.get('size')}")
+        why = (f"file size {r['size']}, expected more (records lost)" if "us_per_op" in r
+               else f"no result (exit {r.get('exit')}{', killed after 120 s' if r.get('exit') == 124 else ''})")
+        lines.append(f"- {r['op']}, {r['ranks']} ranks, {r['io']}, library {'on' if r['library'] else 'off'}: {why}")
+    lines += ["", "The plain loop on local disk (a write costs microseconds, so the library's own "
+              "cost per call shows), with / without per round, and the median:", ""]
+    for ranks in sorted({r["ranks"] for r in rows if r.get("fs") == "local"}):
+        for io in io_list:
+            offs = [r for r in pick("plain", ranks, io, False, "local") if r["ok"]]
+            ons = [r for r in pick("plain", ranks, io, True, "local") if r["ok"]]
+            ratios = [b["us_per_op"] / a["us_per_op"] for a, b in zip(offs, ons)]
+            if ratios:
+                lines.append(f"- {ranks} ranks, {io}: " + ", ".join(f"{x:.3f}" for x in ratios)
+                             + f"; median **{statistics.median(ratios):.3f}** "
+                             f"({statistics.median(a['us_per_op'] for a in offs):.2f} µs per write without)")
+    lines += ["", "Plain rounds on GlusterFS (with / without, per round): " + "; ".join(
+        f"{ranks} ranks {io}: " + ", ".join(
+            f"{b['us_per_op'] / a['us_per_op']:.3f}"
+            for a, b in zip([r for r in pick('plain', ranks, io, False) if r['ok']],
+                            [r for r in pick('plain', ranks, io, True) if r['ok']]))
+        for ranks in ranks_list for io in io_list)]
 
     values = [v for _, a, b in bars for v in (a, b) if v]
     if values:

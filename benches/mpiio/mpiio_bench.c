@@ -81,8 +81,11 @@ int main(int argc, char **argv) {
     MPI_Reduce(&mine, &slowest, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
     CHECK(MPI_File_sync(fh));
     MPI_Barrier(MPI_COMM_WORLD);
-    MPI_Offset size = 0;
-    CHECK(MPI_File_get_size(fh, &size));
+    /* The largest size any rank sees: a rank's client may not yet know what ranks on the
+     * other client wrote (its size cache), but the writer's own client does. */
+    MPI_Offset mine_size = 0, size = 0;
+    CHECK(MPI_File_get_size(fh, &mine_size));
+    MPI_Allreduce(&mine_size, &size, 1, MPI_OFFSET, MPI_MAX, MPI_COMM_WORLD);
     CHECK(MPI_File_close(&fh));
     MPI_Offset want = shared ? (MPI_Offset)ranks * n * bytes
                      : atomic ? 0 /* at most region * bytes, at least one block */

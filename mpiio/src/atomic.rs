@@ -9,12 +9,22 @@
 //! Outside atomic mode nothing here runs: every access is forwarded untouched.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use brlock::collective::{agree_on_flag, agree_result};
 use brlock::io::{AtomicFile, OpenOptions, ParallelFile};
 use brlock::sys::OwnedComm;
 use brlock::view::FileView;
 use brlock::{Error, Result};
+
+/// How many files are in atomic mode, in the whole process: while none is, a data access
+/// is forwarded after one atomic load, without looking the file up.
+static IN_ATOMIC_MODE: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether any file of the process is in atomic mode (a data access must look its file up).
+pub fn any_in_atomic_mode() -> bool {
+    IN_ATOMIC_MODE.load(Ordering::Acquire) > 0
+}
 
 /// The atomic-mode state of one file.
 #[derive(Debug)]
@@ -113,10 +123,21 @@ impl Atomic {
             tracing::debug!(path = %self.path.display(), fs_type = file.fs_type(), coherence = %file.coherence(), "atomic mode through brlock");
             self.file = Some(file);
         }
-        match self.file.as_mut() {
+        let was = self.on();
+        let set = match self.file.as_mut() {
             Some(file) => file.set_atomicity(on),
             None => Ok(()),
+        };
+        match (was, self.on()) {
+            (false, true) => {
+                IN_ATOMIC_MODE.fetch_add(1, Ordering::AcqRel);
+            }
+            (true, false) => {
+                IN_ATOMIC_MODE.fetch_sub(1, Ordering::AcqRel);
+            }
+            _ => {}
         }
+        set
     }
 
     /// The view, or the error that atomic mode cannot serve it.
@@ -208,6 +229,9 @@ impl Atomic {
     /// # Errors
     /// As [`AtomicFile::close`].
     pub fn close(self) -> Result<()> {
+        if self.on() {
+            IN_ATOMIC_MODE.fetch_sub(1, Ordering::AcqRel);
+        }
         match self.file {
             Some(file) => file.close(),
             None => Ok(()),

@@ -1191,6 +1191,9 @@ unsafe fn atomic_individual<B: Buffer, L: Last>(
 
 /// The tracked file behind `fh` if it is in atomic mode.
 fn in_atomic_mode(fh: MPI_File) -> Option<shared::Handle> {
+    if !crate::atomic::any_in_atomic_mode() {
+        return None;
+    }
     tracked(fh).filter(|h| shared::lock(h).0.atomic_on())
 }
 
