@@ -8,7 +8,7 @@
 //!
 //! Outside atomic mode nothing here runs: every access is forwarded untouched.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use brlock::collective::{agree_on_flag, agree_result};
@@ -81,11 +81,6 @@ impl Atomic {
             view: Some(Ok(FileView::bytes())),
             split: None,
         }
-    }
-
-    /// The path the data of atomic accesses goes to.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Whether atomic mode is on (every rank agreed on it).

@@ -827,9 +827,9 @@ fn free_if_derived(mut ty: MPI_Datatype) {
     }
 }
 
-/// Size, extent and whether `count` elements of `datatype` lie back to back from the buffer's
-/// address (so the buffer is its own packed form).
-fn layout(count: c_int, datatype: MPI_Datatype) -> Result<(u64, bool), Error> {
+/// The bytes of `count` elements of `datatype`, and whether they lie back to back from the
+/// buffer's address (so the buffer is its own packed form).
+fn layout(count: c_int, datatype: MPI_Datatype) -> Result<(usize, bool), Error> {
     let (mut size, mut lb, mut extent, mut true_lb, mut true_extent) = (0, 0, 0, 0, 0);
     // SAFETY: the caller's datatype for this call; valid out-pointers.
     let rcs = unsafe {
@@ -844,10 +844,10 @@ fn layout(count: c_int, datatype: MPI_Datatype) -> Result<(u64, bool), Error> {
             "the call's datatype or count ({count}) is not valid"
         )));
     }
-    let total = u64::try_from(size)
+    let total = usize::try_from(size)
         .ok()
-        .and_then(|s| s.checked_mul(count as u64))
-        .ok_or_else(|| Error::InvalidArgument("the access's size overflows".into()))?;
+        .and_then(|s| s.checked_mul(count as usize))
+        .ok_or_else(|| Error::InvalidArgument("the access is too large".into()))?;
     let contiguous =
         count == 0 || (true_lb == 0 && true_extent == size && (count == 1 || extent == size));
     Ok((total, contiguous))
@@ -878,9 +878,7 @@ impl Buffer for Wr {
         count: c_int,
         datatype: MPI_Datatype,
     ) -> Result<u64, Error> {
-        let (total, contiguous) = layout(count, datatype)?;
-        let n = usize::try_from(total)
-            .map_err(|_| Error::InvalidArgument("the access is too large".into()))?;
+        let (n, contiguous) = layout(count, datatype)?;
         if n == 0 {
             return Ok(0);
         }
@@ -888,7 +886,7 @@ impl Buffer for Wr {
             // SAFETY: the caller's buffer holds `count` contiguous elements, `n` bytes.
             let data = unsafe { std::slice::from_raw_parts(self.cast::<u8>(), n) };
             atomic.write(offset, data)?;
-            return Ok(total);
+            return Ok(n as u64);
         }
         let mut packed = vec![0u8; n];
         let mut position: c_int = 0;
@@ -913,7 +911,7 @@ impl Buffer for Wr {
             )));
         }
         atomic.write(offset, &packed)?;
-        Ok(total)
+        Ok(n as u64)
     }
 }
 
@@ -925,9 +923,7 @@ impl Buffer for Rd {
         count: c_int,
         datatype: MPI_Datatype,
     ) -> Result<u64, Error> {
-        let (total, contiguous) = layout(count, datatype)?;
-        let n = usize::try_from(total)
-            .map_err(|_| Error::InvalidArgument("the access is too large".into()))?;
+        let (n, contiguous) = layout(count, datatype)?;
         if n == 0 {
             return Ok(0);
         }
@@ -940,7 +936,7 @@ impl Buffer for Rd {
         let mut packed = vec![0u8; n];
         let got = atomic.read(offset, &mut packed)?;
         // Whole elements only: MPI cannot unpack part of one.
-        let element = total / count as u64;
+        let element = (n / count as usize) as u64;
         let whole = got / element;
         let (Ok(elements), Ok(bytes)) = (c_int::try_from(whole), c_int::try_from(whole * element))
         else {

@@ -185,6 +185,18 @@ struct Job {
     timeout: Duration,
 }
 
+impl Job {
+    /// A job with the usual time limit.
+    fn new(io: Option<&'static str>, preload: bool, place: Place) -> Job {
+        Job {
+            io,
+            preload,
+            place,
+            timeout: TIMEOUT,
+        }
+    }
+}
+
 /// A job's time limit: far more than a passing run takes (a few seconds).
 const TIMEOUT: Duration = Duration::from_secs(90);
 /// The time limit of ompio's control runs without the library: across two clients its own
@@ -261,12 +273,7 @@ fn passes_with_library(source: &str, name: &str, runs: usize) {
     let exe = program(source);
     let mut failures = Vec::new();
     for io in components() {
-        let job = Job {
-            io,
-            preload: true,
-            place: Place::TwoClients,
-            timeout: TIMEOUT,
-        };
+        let job = Job::new(io, true, Place::TwoClients);
         let mut passed = 0;
         for _ in 0..runs {
             let (ok, verdict) = run(&exe, name, job, &[]);
@@ -367,12 +374,7 @@ fn local_disk_with_without_and_switched_off() {
                 (true, &[("BRLOCK_MPIIO", "off")][..]),
                 (false, &[][..]),
             ] {
-                let job = Job {
-                    io,
-                    preload,
-                    place: Place::Local,
-                    timeout: TIMEOUT,
-                };
+                let job = Job::new(io, preload, Place::Local);
                 let (ok, verdict) = run(&exe, name, job, env);
                 assert!(ok, "{name} on local disk, {job:?} {env:?}: {verdict}");
             }
@@ -389,12 +391,7 @@ fn switched_off_is_a_pass_through() {
     let Some(io) = components().into_iter().find(|c| *c != Some("ompio")) else {
         return;
     };
-    let job = Job {
-        io,
-        preload: true,
-        place: Place::TwoClients,
-        timeout: TIMEOUT,
-    };
+    let job = Job::new(io, true, Place::TwoClients);
     let verdicts: Vec<String> = (0..CONTROL_RUNS)
         .map(|_| run(&exe, "off", job, &[("BRLOCK_MPIIO", "off")]))
         .take_while(|(ok, _)| *ok)
@@ -415,12 +412,7 @@ fn other_pointer_calls_on_local_disk() {
     let exe = program("pointer_calls.c");
     for io in components() {
         for preload in [true, false] {
-            let job = Job {
-                io,
-                preload,
-                place: Place::Local,
-                timeout: TIMEOUT,
-            };
+            let job = Job::new(io, preload, Place::Local);
             let (ok, verdict) = run(&exe, "pointer_calls", job, &[]);
             println!(
                 "pointer_calls on local disk, io {}, {}: {verdict}",
@@ -455,12 +447,7 @@ fn atomicity(mode: &str) -> Vec<String> {
 fn atomic_mode_across_two_clients() {
     let mut failures = Vec::new();
     for io in components() {
-        let job = Job {
-            io,
-            preload: true,
-            place: Place::TwoClients,
-            timeout: TIMEOUT,
-        };
+        let job = Job::new(io, true, Place::TwoClients);
         for mode in ATOMICITY_MODES {
             for _ in 0..2 {
                 let (ok, verdict) = run(&atomicity(mode), &format!("atomic-{mode}"), job, &[]);
@@ -483,12 +470,7 @@ fn atomic_mode_across_two_clients() {
 #[test]
 fn without_the_library_atomic_mode_reads_mixed_or_stale() {
     for io in components() {
-        let job = Job {
-            io,
-            preload: false,
-            place: Place::TwoClients,
-            timeout: TIMEOUT,
-        };
+        let job = Job::new(io, false, Place::TwoClients);
         let mut verdicts = Vec::new();
         'modes: for mode in ATOMICITY_MODES {
             for _ in 0..2 {
