@@ -217,6 +217,27 @@ impl FileView {
         Pieces::new(out)
     }
 
+    /// The offset in etypes of the end of a file of `size` bytes under this view, where
+    /// `MPI_File_seek(.., MPI_SEEK_END)` puts the pointer: the view's data bytes that lie
+    /// before byte `size`, rounded up to whole etypes (an end of file inside an etype or a
+    /// hole of the filetype counts as the next etype).
+    pub fn end_offset(&self, size: u64) -> u64 {
+        let first = self.runs[0].offset;
+        let Some(rel) = size.checked_sub(self.disp).filter(|&r| r > first) else {
+            return 0;
+        };
+        // Instance k spans [k * extent + first, (k + 1) * extent + first) (consecutive instances
+        // do not overlap): the one holding byte `rel - 1` is the only partial one.
+        let k = (rel - first) / self.extent;
+        let into = rel - k * self.extent;
+        let partial: u64 = self
+            .runs
+            .iter()
+            .map(|r| into.saturating_sub(r.offset).min(r.len))
+            .sum();
+        (k * self.size + partial).div_ceil(self.etype_size)
+    }
+
     /// The absolute file offset of the etype at `offset` in this view
     /// (`MPI_File_get_byte_offset`).
     ///
@@ -252,6 +273,29 @@ mod tests {
 
     fn expand(p: &Pieces) -> Vec<u64> {
         p.iter().flat_map(|p| p.offset..p.end()).collect()
+    }
+
+    #[test]
+    fn end_offset_counts_the_etypes_before_the_end_of_file() {
+        let views = [
+            FileView::bytes(),
+            FileView::new(10, 4, map(&[(0, 8), (16, 4)], 24)).unwrap(),
+            FileView::new(0, 2, map(&[(6, 2), (9, 4)], 8)).unwrap(),
+            FileView::new(3, 1, map(&[(2, 1)], 5)).unwrap(),
+        ];
+        for v in &views {
+            // The slow way: the stream bytes whose file offset is below the size (enough
+            // instances to pass the largest size).
+            let stream: Vec<u64> = brute(v, 0, (200 / v.extent + 2) * v.size);
+            for size in 0..=200u64 {
+                let below = stream.iter().filter(|&&o| o < size).count() as u64;
+                assert_eq!(
+                    v.end_offset(size),
+                    below.div_ceil(v.etype_size),
+                    "view {v:?}, size {size}"
+                );
+            }
+        }
     }
 
     #[test]

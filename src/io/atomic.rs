@@ -245,6 +245,16 @@ impl<L: RangeLock> AtomicFile<L> {
         self.caches.strategy()
     }
 
+    /// The file's size as the server has it: what every writer that returned wrote, through
+    /// client caches too (their daemons' metadata caches included). Costs a round trip to the
+    /// server where there are client caches (`fdatasync` and `statx`), an `fstat` otherwise.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the kernel refuses.
+    pub fn server_size(&self) -> Result<u64> {
+        self.caches.server_size(&self.file)
+    }
+
     /// The underlying file, for I/O the caller coordinates itself.
     pub fn file(&self) -> &File {
         &self.file

@@ -316,6 +316,23 @@ impl ClientCaches {
         self.refresh_hard(file)
     }
 
+    /// The file's size as the server has it, for a caller outside any locked access (an
+    /// `MPI_File_get_size`): the one coherent copy's size, or through client caches
+    /// [`Self::refresh_hard`] (a forced `statx` alone can be answered from the client daemon's
+    /// metadata cache, see [`Self::refresh_size`]).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the kernel refuses.
+    pub fn server_size(&self, file: &File) -> Result<u64> {
+        if self.one_copy() {
+            return file
+                .metadata()
+                .map(|m| m.len())
+                .map_err(|e| self.io_error("fstat", e));
+        }
+        self.refresh_hard(file)
+    }
+
     /// `fdatasync`, then `statx(AT_STATX_FORCE_SYNC)`: the size from the server itself.
     fn refresh_hard(&self, file: &File) -> Result<u64> {
         file.sync_data()
