@@ -200,12 +200,17 @@ impl Atomic {
     /// # Errors
     /// I/O errors.
     pub fn size(&mut self) -> Result<u64> {
-        let file = self.file()?;
-        brlock::sys::refresh_size(file.file()).map_err(|source| Error::Io {
-            op: "statx (the file's size)",
-            path: file.path().to_string(),
-            source,
-        })
+        self.file()?.server_size()
+    }
+
+    /// The end of file in etypes of the view, from the size fresh from the server, for
+    /// `MPI_File_seek` and `MPI_File_seek_shared` with `MPI_SEEK_END` in atomic mode.
+    ///
+    /// # Errors
+    /// A view atomic mode cannot serve; I/O errors.
+    pub fn end_of_file(&mut self) -> Result<u64> {
+        let size = self.size()?;
+        Ok(self.view()?.end_offset(size))
     }
 
     /// `fdatasync` of the atomic file's descriptor, for `MPI_File_sync`.

@@ -8,7 +8,9 @@
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::OnceLock;
 
-use mpi::ffi::{MPI_Comm, MPI_Datatype, MPI_File, MPI_Info, MPI_Offset, MPI_Request, MPI_Status};
+use mpi::ffi::{
+    MPI_Comm, MPI_Count, MPI_Datatype, MPI_File, MPI_Info, MPI_Offset, MPI_Request, MPI_Status,
+};
 
 use brlock::sys::{BorrowedComm, OwnedComm};
 use brlock::Error;
@@ -378,7 +380,7 @@ fn seek_shared(fh: MPI_File, offset: MPI_Offset, whence: c_int) -> c_int {
     let target = match u32::try_from(whence) {
         Ok(mpi::ffi::MPI_SEEK_SET) => Seek::Set(offset),
         Ok(mpi::ffi::MPI_SEEK_CUR) => Seek::Cur(offset),
-        Ok(mpi::ffi::MPI_SEEK_END) => Seek::End(end_of_file(fh, offset)),
+        Ok(mpi::ffi::MPI_SEEK_END) => Seek::End(end_of_file(fh, &handle, offset)),
         _ => Seek::End(Err(Error::InvalidArgument(format!(
             "MPI_File_seek_shared: unknown whence {whence}"
         )))),
@@ -390,29 +392,49 @@ fn seek_shared(fh: MPI_File, offset: MPI_Offset, whence: c_int) -> c_int {
     }
 }
 
-/// The position `offset` etypes past the end of file under the current view, as the MPI
-/// library computes it for the individual pointer (which is put back afterwards).
-fn end_of_file(fh: MPI_File, offset: MPI_Offset) -> Result<MPI_Offset, Error> {
+/// The position `offset` etypes past the end of file under the current view: in atomic mode
+/// from the size fresh from the server, else as the MPI library computes it for the individual
+/// pointer (which is put back afterwards).
+fn end_of_file(
+    fh: MPI_File,
+    handle: &shared::Handle,
+    offset: MPI_Offset,
+) -> Result<MPI_Offset, Error> {
+    if let Some(end) = fresh_end(handle) {
+        return end.map(|end| end.saturating_add(offset));
+    }
     let mut saved: MPI_Offset = 0;
     let mut end: MPI_Offset = 0;
     let steps = [
-        // SAFETY: `fh` is the caller's live file; valid out-pointers. MPI_File_seek and
-        // MPI_File_get_position are not intercepted, so these are the MPI library's own.
+        // SAFETY: `fh` is the caller's live file; valid out-pointers. MPI_File_get_position
+        // is not intercepted: the MPI library's own (as the seeks, forwarded to it).
         ("MPI_File_get_position", unsafe {
             mpi::ffi::MPI_File_get_position(fh, &mut saved)
         }),
-        // SAFETY: as above.
-        ("MPI_File_seek", unsafe {
-            mpi::ffi::MPI_File_seek(fh, offset, mpi::ffi::MPI_SEEK_END as c_int)
-        }),
+        (
+            "MPI_File_seek",
+            forward!(
+                "PMPI_File_seek",
+                SeekFn,
+                fh,
+                offset,
+                mpi::ffi::MPI_SEEK_END as c_int
+            ),
+        ),
         // SAFETY: as above.
         ("MPI_File_get_position", unsafe {
             mpi::ffi::MPI_File_get_position(fh, &mut end)
         }),
-        // SAFETY: as above.
-        ("MPI_File_seek", unsafe {
-            mpi::ffi::MPI_File_seek(fh, saved, mpi::ffi::MPI_SEEK_SET as c_int)
-        }),
+        (
+            "MPI_File_seek",
+            forward!(
+                "PMPI_File_seek",
+                SeekFn,
+                fh,
+                saved,
+                mpi::ffi::MPI_SEEK_SET as c_int
+            ),
+        ),
     ];
     match steps.iter().find(|(_, rc)| *rc != SUCCESS) {
         Some((call, rc)) => Err(Error::InvalidArgument(format!(
@@ -1150,8 +1172,60 @@ fn position(fh: MPI_File) -> Result<MPI_Offset, Error> {
 fn advance(fh: MPI_File, handle: &shared::Handle, from: MPI_Offset, bytes: u64) -> c_int {
     let etype = shared::lock(handle).0.atomic().etype_size();
     let to = MPI_Offset::try_from(bytes / etype).map_or(MPI_Offset::MAX, |n| from + n);
-    // SAFETY: the caller's live file. Not intercepted: the library's.
-    unsafe { mpi::ffi::MPI_File_seek(fh, to, mpi::ffi::MPI_SEEK_SET as c_int) }
+    forward!(
+        "PMPI_File_seek",
+        SeekFn,
+        fh,
+        to,
+        mpi::ffi::MPI_SEEK_SET as c_int
+    )
+}
+
+/// The end of file in etypes of the view if `handle` is in atomic mode (the size fresh from
+/// the server: the MPI library's may not know what other clients appended), else `None`.
+fn fresh_end(handle: &shared::Handle) -> Option<Result<MPI_Offset, Error>> {
+    let mut tracked = shared::lock(handle);
+    if !tracked.0.atomic_on() {
+        return None;
+    }
+    Some(tracked.0.atomic().end_of_file().and_then(|end| {
+        MPI_Offset::try_from(end)
+            .map_err(|_| Error::InvalidArgument("an end past MPI_Offset".into()))
+    }))
+}
+
+export!(MPI_File_seek, PMPI_File_seek, file_seek, (fh: MPI_File, offset: MPI_Offset, whence: c_int));
+
+/// `MPI_File_seek`: with `MPI_SEEK_END` in atomic mode, to the end of file from the size fresh
+/// from the server; else the MPI library's.
+fn file_seek(fh: MPI_File, offset: MPI_Offset, whence: c_int) -> c_int {
+    let end = (whence == mpi::ffi::MPI_SEEK_END as c_int)
+        .then(|| in_atomic_mode(fh))
+        .flatten()
+        .and_then(|handle| fresh_end(&handle));
+    let Some(end) = end else {
+        return forward!("PMPI_File_seek", SeekFn, fh, offset, whence);
+    };
+    tracing::debug!(?end, offset, "MPI_File_seek to the end in atomic mode");
+    let target = end.and_then(|end| {
+        let to = end.saturating_add(offset);
+        if to < 0 {
+            return Err(Error::InvalidArgument(format!(
+                "MPI_File_seek: {offset} etypes from the end ({end}) is before the start"
+            )));
+        }
+        Ok(to)
+    });
+    match target {
+        Ok(to) => forward!(
+            "PMPI_File_seek",
+            SeekFn,
+            fh,
+            to,
+            mpi::ffi::MPI_SEEK_SET as c_int
+        ),
+        Err(e) => fail(fh, "MPI_File_seek", &e),
+    }
 }
 
 /// An access at the individual file pointer in atomic mode: at the pointer, which then moves
@@ -1356,3 +1430,431 @@ export!(MPI_File_write_all_end, PMPI_File_write_all_end, write_all_end,
     (fh: MPI_File, buf: Wr, status: St));
 export!(MPI_File_read_all_end, PMPI_File_read_all_end, read_all_end,
     (fh: MPI_File, buf: Rd, status: St));
+
+// --- Large-count forms (MPI 4.0) ---------------------------------------------------------
+//
+// `MPI_File_write_at_c` and the other `_c` data accesses take an `MPI_Count`. MPICH 4 has
+// them (Open MPI 4.1 does not: there nobody calls these definitions). Left to the MPI library
+// they would bypass the shared pointer (its own hidden one, at another offset) and atomic
+// mode. A count that fits an `int` runs the `int` form above, with its semantics; a larger one
+// is forwarded where the library has nothing to do (outside atomic mode, not a shared-pointer
+// access), else refused with an error: brlock moves at most `i32::MAX` elements per call.
+
+/// A shared-pointer access with an `MPI_Count` (`MPI_File_write_shared_c`, ...).
+type AccessCFn<B, L> = unsafe extern "C" fn(MPI_File, B, MPI_Count, MPI_Datatype, L) -> c_int;
+/// An explicit-offset access with an `MPI_Count` (`MPI_File_write_at_c`, ...).
+type AccessAtCFn<B, L> =
+    unsafe extern "C" fn(MPI_File, MPI_Offset, B, MPI_Count, MPI_Datatype, L) -> c_int;
+/// The begin of a split collective with an `MPI_Count`, without and with an offset.
+type BeginCFn<B> = unsafe extern "C" fn(MPI_File, B, MPI_Count, MPI_Datatype) -> c_int;
+type BeginAtCFn<B> =
+    unsafe extern "C" fn(MPI_File, MPI_Offset, B, MPI_Count, MPI_Datatype) -> c_int;
+
+/// What a large-count call is to the library.
+#[derive(Clone, Copy)]
+enum Reach {
+    /// An independent shared-pointer access: the library's on every tracked file.
+    Shared,
+    /// A collective shared-pointer access: the library's on every tracked file, and every
+    /// rank must take part in the reservation.
+    Ordered,
+    /// Any other data access: the library's in atomic mode only.
+    Data,
+}
+
+/// Whether the library does a call of `reach` on `fh` itself (else it forwards it).
+fn reached(fh: MPI_File, reach: Reach) -> bool {
+    match reach {
+        Reach::Shared | Reach::Ordered => tracked(fh).is_some(),
+        Reach::Data => in_atomic_mode(fh).is_some(),
+    }
+}
+
+/// The error of a large-count call whose count does not fit an `int` on a file the library
+/// handles.
+fn too_large(fh: MPI_File, call: &str, count: MPI_Count) -> c_int {
+    let err = Error::InvalidArgument(format!(
+        "a count of {count} elements: brlock-mpiio moves at most {} per call",
+        c_int::MAX
+    ));
+    fail(fh, call, &err)
+}
+
+/// `count` as an `int`, for the `int` form of a call; `None` if it does not fit.
+fn fits(count: MPI_Count) -> Option<c_int> {
+    c_int::try_from(count).ok()
+}
+
+/// Defines `$mpi` as a call of `$pmpi`, the function the large-count macros below export
+/// (same arguments, same behaviour).
+macro_rules! profiling_alias {
+    ($mpi:ident, $pmpi:ident, ($($arg:ident: $ty:ty),*)) => {
+        /// The MPI name of the function above: its profiling name with the same behaviour.
+        ///
+        /// # Safety
+        /// As for the MPI library's own function.
+        #[no_mangle]
+        pub unsafe extern "C" fn $mpi($($arg: $ty),*) -> c_int {
+            // SAFETY: the caller's arguments, passed on unchanged.
+            unsafe { $pmpi($($arg),*) }
+        }
+    };
+}
+
+/// Exports `MPI_File_$name_c` and `PMPI_File_$name_c`, an access with a status or request:
+/// the `int` form `$int` when the count fits, else see [`Reach`].
+macro_rules! export_c {
+    ($mpi:ident, $pmpi:ident, $own:literal, $reach:ident, $int:ident, $b:ty, $l:ty) => {
+        /// The MPI 4.0 large-count form of the call of this name (`docs/mpiio.md`).
+        ///
+        /// # Safety
+        /// As for the MPI library's own function.
+        #[no_mangle]
+        pub unsafe extern "C" fn $pmpi(
+            fh: MPI_File,
+            buf: $b,
+            count: MPI_Count,
+            datatype: MPI_Datatype,
+            last: $l,
+        ) -> c_int {
+            if let Some(n) = fits(count) {
+                return $int(fh, buf, n, datatype, last);
+            }
+            if !reached(fh, Reach::$reach) {
+                return forward!($own, AccessCFn<$b, $l>, fh, buf, count, datatype, last);
+            }
+            if let Reach::Ordered = Reach::$reach {
+                // The other ranks are in the collective reservation: take part with nothing.
+                let _ = $int(fh, buf, 0, datatype, last);
+            }
+            too_large(fh, $own, count)
+        }
+
+        profiling_alias!($mpi, $pmpi, (fh: MPI_File, buf: $b, count: MPI_Count, datatype: MPI_Datatype, last: $l));
+    };
+}
+
+/// As [`export_c`], for an explicit-offset access.
+macro_rules! export_at_c {
+    ($mpi:ident, $pmpi:ident, $own:literal, $int:ident, $b:ty, $l:ty) => {
+        /// The MPI 4.0 large-count form of the call of this name (`docs/mpiio.md`).
+        ///
+        /// # Safety
+        /// As for the MPI library's own function.
+        #[no_mangle]
+        pub unsafe extern "C" fn $pmpi(
+            fh: MPI_File,
+            offset: MPI_Offset,
+            buf: $b,
+            count: MPI_Count,
+            datatype: MPI_Datatype,
+            last: $l,
+        ) -> c_int {
+            if let Some(n) = fits(count) {
+                return $int(fh, offset, buf, n, datatype, last);
+            }
+            if !reached(fh, Reach::Data) {
+                return forward!($own, AccessAtCFn<$b, $l>, fh, offset, buf, count, datatype, last);
+            }
+            too_large(fh, $own, count)
+        }
+
+        profiling_alias!($mpi, $pmpi, (fh: MPI_File, offset: MPI_Offset, buf: $b, count: MPI_Count, datatype: MPI_Datatype, last: $l));
+    };
+}
+
+/// As [`export_c`], for the begin of a split collective without an offset.
+macro_rules! export_begin_c {
+    ($mpi:ident, $pmpi:ident, $own:literal, $reach:ident, $int:ident, $b:ty) => {
+        /// The MPI 4.0 large-count form of the call of this name (`docs/mpiio.md`).
+        ///
+        /// # Safety
+        /// As for the MPI library's own function.
+        #[no_mangle]
+        pub unsafe extern "C" fn $pmpi(
+            fh: MPI_File,
+            buf: $b,
+            count: MPI_Count,
+            datatype: MPI_Datatype,
+        ) -> c_int {
+            if let Some(n) = fits(count) {
+                return $int(fh, buf, n, datatype);
+            }
+            if !reached(fh, Reach::$reach) {
+                return forward!($own, BeginCFn<$b>, fh, buf, count, datatype);
+            }
+            if let Reach::Ordered = Reach::$reach {
+                // As in `export_c`: the collective goes on, with nothing from this rank.
+                let _ = $int(fh, buf, 0, datatype);
+            }
+            too_large(fh, $own, count)
+        }
+
+        profiling_alias!($mpi, $pmpi, (fh: MPI_File, buf: $b, count: MPI_Count, datatype: MPI_Datatype));
+    };
+}
+
+/// As [`export_c`], for the begin of an explicit-offset split collective.
+macro_rules! export_begin_at_c {
+    ($mpi:ident, $pmpi:ident, $own:literal, $int:ident, $b:ty) => {
+        /// The MPI 4.0 large-count form of the call of this name (`docs/mpiio.md`).
+        ///
+        /// # Safety
+        /// As for the MPI library's own function.
+        #[no_mangle]
+        pub unsafe extern "C" fn $pmpi(
+            fh: MPI_File,
+            offset: MPI_Offset,
+            buf: $b,
+            count: MPI_Count,
+            datatype: MPI_Datatype,
+        ) -> c_int {
+            if let Some(n) = fits(count) {
+                return $int(fh, offset, buf, n, datatype);
+            }
+            if !reached(fh, Reach::Data) {
+                return forward!($own, BeginAtCFn<$b>, fh, offset, buf, count, datatype);
+            }
+            too_large(fh, $own, count)
+        }
+
+        profiling_alias!($mpi, $pmpi, (fh: MPI_File, offset: MPI_Offset, buf: $b, count: MPI_Count, datatype: MPI_Datatype));
+    };
+}
+
+export_c!(
+    MPI_File_write_shared_c,
+    PMPI_File_write_shared_c,
+    "PMPI_File_write_shared_c",
+    Shared,
+    write_shared,
+    Wr,
+    St
+);
+export_c!(
+    MPI_File_read_shared_c,
+    PMPI_File_read_shared_c,
+    "PMPI_File_read_shared_c",
+    Shared,
+    read_shared,
+    Rd,
+    St
+);
+export_c!(
+    MPI_File_iwrite_shared_c,
+    PMPI_File_iwrite_shared_c,
+    "PMPI_File_iwrite_shared_c",
+    Shared,
+    iwrite_shared,
+    Wr,
+    Rq
+);
+export_c!(
+    MPI_File_iread_shared_c,
+    PMPI_File_iread_shared_c,
+    "PMPI_File_iread_shared_c",
+    Shared,
+    iread_shared,
+    Rd,
+    Rq
+);
+export_c!(
+    MPI_File_write_ordered_c,
+    PMPI_File_write_ordered_c,
+    "PMPI_File_write_ordered_c",
+    Ordered,
+    write_ordered,
+    Wr,
+    St
+);
+export_c!(
+    MPI_File_read_ordered_c,
+    PMPI_File_read_ordered_c,
+    "PMPI_File_read_ordered_c",
+    Ordered,
+    read_ordered,
+    Rd,
+    St
+);
+export_begin_c!(
+    MPI_File_write_ordered_begin_c,
+    PMPI_File_write_ordered_begin_c,
+    "PMPI_File_write_ordered_begin_c",
+    Ordered,
+    write_ordered_begin,
+    Wr
+);
+export_begin_c!(
+    MPI_File_read_ordered_begin_c,
+    PMPI_File_read_ordered_begin_c,
+    "PMPI_File_read_ordered_begin_c",
+    Ordered,
+    read_ordered_begin,
+    Rd
+);
+export_c!(
+    MPI_File_write_c,
+    PMPI_File_write_c,
+    "PMPI_File_write_c",
+    Data,
+    write,
+    Wr,
+    St
+);
+export_c!(
+    MPI_File_read_c,
+    PMPI_File_read_c,
+    "PMPI_File_read_c",
+    Data,
+    read,
+    Rd,
+    St
+);
+export_c!(
+    MPI_File_write_all_c,
+    PMPI_File_write_all_c,
+    "PMPI_File_write_all_c",
+    Data,
+    write_all,
+    Wr,
+    St
+);
+export_c!(
+    MPI_File_read_all_c,
+    PMPI_File_read_all_c,
+    "PMPI_File_read_all_c",
+    Data,
+    read_all,
+    Rd,
+    St
+);
+export_c!(
+    MPI_File_iwrite_c,
+    PMPI_File_iwrite_c,
+    "PMPI_File_iwrite_c",
+    Data,
+    iwrite,
+    Wr,
+    Rq
+);
+export_c!(
+    MPI_File_iread_c,
+    PMPI_File_iread_c,
+    "PMPI_File_iread_c",
+    Data,
+    iread,
+    Rd,
+    Rq
+);
+export_c!(
+    MPI_File_iwrite_all_c,
+    PMPI_File_iwrite_all_c,
+    "PMPI_File_iwrite_all_c",
+    Data,
+    iwrite_all,
+    Wr,
+    Rq
+);
+export_c!(
+    MPI_File_iread_all_c,
+    PMPI_File_iread_all_c,
+    "PMPI_File_iread_all_c",
+    Data,
+    iread_all,
+    Rd,
+    Rq
+);
+export_begin_c!(
+    MPI_File_write_all_begin_c,
+    PMPI_File_write_all_begin_c,
+    "PMPI_File_write_all_begin_c",
+    Data,
+    write_all_begin,
+    Wr
+);
+export_begin_c!(
+    MPI_File_read_all_begin_c,
+    PMPI_File_read_all_begin_c,
+    "PMPI_File_read_all_begin_c",
+    Data,
+    read_all_begin,
+    Rd
+);
+export_at_c!(
+    MPI_File_write_at_c,
+    PMPI_File_write_at_c,
+    "PMPI_File_write_at_c",
+    write_at,
+    Wr,
+    St
+);
+export_at_c!(
+    MPI_File_read_at_c,
+    PMPI_File_read_at_c,
+    "PMPI_File_read_at_c",
+    read_at,
+    Rd,
+    St
+);
+export_at_c!(
+    MPI_File_write_at_all_c,
+    PMPI_File_write_at_all_c,
+    "PMPI_File_write_at_all_c",
+    write_at_all,
+    Wr,
+    St
+);
+export_at_c!(
+    MPI_File_read_at_all_c,
+    PMPI_File_read_at_all_c,
+    "PMPI_File_read_at_all_c",
+    read_at_all,
+    Rd,
+    St
+);
+export_at_c!(
+    MPI_File_iwrite_at_c,
+    PMPI_File_iwrite_at_c,
+    "PMPI_File_iwrite_at_c",
+    iwrite_at,
+    Wr,
+    Rq
+);
+export_at_c!(
+    MPI_File_iread_at_c,
+    PMPI_File_iread_at_c,
+    "PMPI_File_iread_at_c",
+    iread_at,
+    Rd,
+    Rq
+);
+export_at_c!(
+    MPI_File_iwrite_at_all_c,
+    PMPI_File_iwrite_at_all_c,
+    "PMPI_File_iwrite_at_all_c",
+    iwrite_at_all,
+    Wr,
+    Rq
+);
+export_at_c!(
+    MPI_File_iread_at_all_c,
+    PMPI_File_iread_at_all_c,
+    "PMPI_File_iread_at_all_c",
+    iread_at_all,
+    Rd,
+    Rq
+);
+export_begin_at_c!(
+    MPI_File_write_at_all_begin_c,
+    PMPI_File_write_at_all_begin_c,
+    "PMPI_File_write_at_all_begin_c",
+    write_at_all_begin,
+    Wr
+);
+export_begin_at_c!(
+    MPI_File_read_at_all_begin_c,
+    PMPI_File_read_at_all_begin_c,
+    "PMPI_File_read_at_all_begin_c",
+    read_at_all_begin,
+    Rd
+);
