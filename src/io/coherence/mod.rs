@@ -318,8 +318,8 @@ impl ClientCaches {
 
     /// The file's size as the server has it, for a caller outside any locked access (an
     /// `MPI_File_get_size`): the one coherent copy's size, or through client caches
-    /// [`Self::refresh_hard`] (a forced `statx` alone can be answered from the client daemon's
-    /// metadata cache, see [`Self::refresh_size`]).
+    /// `fdatasync` and then a forced `statx` (a forced `statx` alone can be answered from the
+    /// client daemon's metadata cache: GlusterFS's `md-cache`).
     ///
     /// # Errors
     /// [`Error::Io`] if the kernel refuses.
