@@ -338,7 +338,7 @@ def write_summary(data, path, charts):
     if "rma" in backends and others:
         out += ["## At a glance", ""]
         head = ["fs", "ranks", "pattern"] + (["mode"] if several_modes else [])
-        head += [f"{b} mean µs" for b in backends] + ["raw pair µs", "rma / raw"]
+        head += [f"{b} mean µs" for b in backends] + ["raw pair µs", "rma / raw", "rma / hand-off floor"]
         head += [f"rma speedup over {b}" for b in others]
         out.append("| " + " | ".join(head) + " |")
         out.append("|" + "|".join("---" if h in ("fs", "pattern", "mode") else "---:" for h in head) + "|")
@@ -354,6 +354,7 @@ def write_summary(data, path, charts):
             rma = runs.get("rma")
             cells.append(fmt_us_cell(num(rma.get("raw_epoch_pair_us"))) if rma else "—")
             cells.append(fmt_ratio(num(rma.get("ratio_to_raw"))) if rma else "—")
+            cells.append(fmt_ratio(num(rma.get("ratio_to_handoff_floor"))) if rma else "—")
             cells += [fmt_ratio(runs[b]["_speedup"]) if runs.get(b) else "—" for b in others]
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
@@ -386,7 +387,10 @@ def write_summary(data, path, charts):
     out.append(
         "mean, p99: microseconds per lock+unlock as one rank sees it; ops/s: lock+unlock pairs "
         "per second over all ranks; raw pair: the bare pair of epochs the rma lock needs, "
-        "measured in the same run (its limit); ratio to raw: rma mean / raw pair; rma speedup: "
+        "measured in the same run (its limit uncontended); ratio to raw: rma mean / raw pair; "
+        "rma / hand-off floor (pattern same): rma mean / the mean of a token passed round the "
+        "ranks with the same epochs, message and holding and no protocol decisions (the limit "
+        "of any lock that hands one range from rank to rank on this transport); rma speedup: "
         "this backend's mean / rma's mean in the same fs, ranks and pattern (> 1: rma is "
         "faster).")
     out.append("")

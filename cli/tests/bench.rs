@@ -96,9 +96,25 @@ fn assert_report(json: &Value, backend: &str, pattern: &str, ranks: u64, iters: 
     for k in ["file", "alt_file", "fs_type", "osc", "host"] {
         assert!(json.get(k).is_some(), "no `{k}` in {json}");
     }
+    // The hand-off floor is measured under one contended range only, for every backend.
+    if pattern == "same" {
+        for k in LATENCY_KEYS {
+            assert!(
+                json["handoff_floor"][k].is_number(),
+                "no handoff_floor.{k} in {json}"
+            );
+        }
+    } else {
+        assert!(json["handoff_floor"].is_null(), "{json}");
+    }
     if backend == "rma" {
         assert!(num(json, "ratio_to_raw") > 0.0, "{json}");
         assert_eq!(json["leftover_messages"], 0, "{json}");
+        assert_eq!(
+            json["ratio_to_handoff_floor"].is_number(),
+            pattern == "same",
+            "{json}"
+        );
     } else {
         assert!(json["ratio_to_raw"].is_null(), "{json}");
         assert!(json["file"].is_string(), "{json}");

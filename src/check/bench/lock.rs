@@ -15,7 +15,12 @@
 //!    exchanges collide on the table window depends on that spacing — on two cores under
 //!    `osc sm`, back-to-back pairs from two ranks cost several times more than spaced ones —
 //!    so only spaced pairs are the lock phase's floor (`raw_epoch_pair`). The back-to-back
-//!    figure is reported as well (`raw_back_to_back`).
+//!    figure is reported as well (`raw_back_to_back`). With `--pattern same` a third loop
+//!    measures the **hand-off floor** (`handoff_floor`): a token passed round the ranks
+//!    with the same exchanges, wake-up message and holding as a lock+unlock and no protocol
+//!    decisions. Under one contended range every lock+unlock also waits for the other ranks'
+//!    turns, which the raw pair does not; the floor does, so it is what any lock that hands
+//!    the range from rank to rank costs at best on this transport.
 //! 2. **Lock phase.** Every rank runs `--iters` requests through the shared acquisition loop
 //!    of `check lock` ([`crate::check::stamp`]), with the exclusion checker on: a broken lock
 //!    reports violations and fails the run instead of looking fast. Per operation, the time
@@ -135,6 +140,11 @@ pub struct LockBenchReport {
     pub raw_epoch_pair: Latency,
     /// Bare exchange pairs back to back.
     pub raw_back_to_back: Latency,
+    /// `--pattern same`: the hand-off floor, a token passed round the ranks with the lock
+    /// phase's epochs, message and holding (no protocol decisions), timed like lock+unlock.
+    pub handoff_floor: Option<Latency>,
+    /// `lock_unlock_us.mean / handoff_floor.mean` (one-sided service, `--pattern same`).
+    pub ratio_to_handoff_floor: Option<f64>,
     /// `lock_unlock_us.mean / raw_epoch_pair_us` (one-sided service only).
     pub ratio_to_raw: Option<f64>,
     /// The same ratio of the medians.
@@ -299,6 +309,7 @@ impl Run for PreparedLockBench {
         };
         let raw_spaced = gather_to_root(world, &raw.spaced);
         let raw_back_to_back = gather_to_root(world, &raw.back_to_back);
+        let raw_handoff = gather_to_root(world, &raw.handoff);
         // Every rank has released its last range: close the lock files (and remove rank 0's
         // temporary directory).
         let file = self.lock_file.take().map(|f| f.path.display().to_string());
@@ -341,6 +352,7 @@ impl Run for PreparedLockBench {
         let trimmed = (trimmed_mean(&lock_unlock_ns), trimmed_mean(&raw_spaced));
         let raw = Latency::of(raw_spaced);
         let lock_unlock = Latency::of(lock_unlock_ns);
+        let floor = raw_handoff.filter(|h| !h.is_empty()).map(Latency::of);
         let made_absolute = |p: &std::path::Path| {
             absolute(p)
                 .unwrap_or_else(|_| p.to_path_buf())
@@ -377,6 +389,11 @@ impl Run for PreparedLockBench {
             raw_epoch_pair_us: raw.mean,
             raw_epoch_pair: raw,
             raw_back_to_back: Latency::of(raw_back_to_back),
+            ratio_to_handoff_floor: floor
+                .as_ref()
+                .filter(|f| rma && f.mean > 0.0)
+                .map(|f| lock_unlock.mean / f.mean),
+            handoff_floor: floor,
             ratio_to_raw: (rma && raw.mean > 0.0).then(|| lock_unlock.mean / raw.mean),
             ratio_to_raw_p50: (rma && raw.p50 > 0.0).then(|| lock_unlock.p50 / raw.p50),
             ratio_to_raw_trimmed: (rma && trimmed.1 > 0.0).then(|| trimmed.0 / trimmed.1),
@@ -440,6 +457,11 @@ impl fmt::Display for LockBenchReport {
             ),
             _ => String::new(),
         };
+        let floor = match (&r.handoff_floor, r.ratio_to_handoff_floor) {
+            (Some(h), Some(x)) => format!("; hand-off floor mean {:.2} us ({x:.2}x)", h.mean),
+            (Some(h), None) => format!("; hand-off floor mean {:.2} us", h.mean),
+            _ => String::new(),
+        };
         let costs = match (r.epochs_per_op, r.messages_per_op, r.bytes_per_op) {
             (Some(e), Some(m), Some(b)) => {
                 format!("; {e:.2} epochs, {m:.2} messages and {b:.0} bytes per lock+unlock")
@@ -450,7 +472,7 @@ impl fmt::Display for LockBenchReport {
             f,
             "bench lock: backend {:?}{algorithm}{homes}, pattern {:?}, mode {:?}, {} ranks x {} ops{file}: \
              lock+unlock mean {:.2} us{ratio}, p50 {:.2}, p99 {:.2}, max {:.1}; \
-             raw epoch pair mean {:.2} us, p50 {:.2}; {:.0} ops/s{costs}; {} violations: {}",
+             raw epoch pair mean {:.2} us, p50 {:.2}{floor}; {:.0} ops/s{costs}; {} violations: {}",
             r.backend,
             r.pattern,
             r.mode,
@@ -501,7 +523,13 @@ struct RawPairs {
     spaced: Vec<u64>,
     /// Back to back.
     back_to_back: Vec<u64>,
+    /// The hand-off floor (`--pattern same` only, else empty): see [`time_handoff_floor`].
+    handoff: Vec<u64>,
 }
+
+/// How long a rank of the hand-off floor waits for the token before it gives up (a rank that
+/// failed stops passing it on).
+const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The raw phase on this rank, on a fresh table window homed at `cfg.home`: `cfg.iters`
 /// timed pairs of bare exchanges after `warmup` untimed ones, between barriers, twice. First
@@ -518,14 +546,25 @@ fn raw_epoch_pairs(
     checker: &StampChecker,
 ) -> Result<RawPairs> {
     let mut transport = RmaTransport::new(world, cfg.home)?;
+    let mut tokens = Tokens {
+        sent: vec![0; transport.size()],
+        received: 0,
+    };
     let raw = time_raw_pairs(world, cfg, warmup, checker, &mut transport);
-    let raw = agree_result(world, "time raw epoch pairs", raw);
-    // No wake-up was sent: the teardown has nothing to drain.
-    let size = transport.size();
+    let raw = agree_result(world, "time raw epoch pairs", raw).and_then(|mut raw| {
+        if cfg.pattern == Pattern::Same {
+            let floor =
+                time_handoff_floor(world, cfg, warmup, checker, &mut transport, &mut tokens);
+            raw.handoff = agree_result(world, "time the hand-off floor", floor)?;
+        }
+        Ok(raw)
+    });
+    // The hand-off floor's tokens are accounted for like wake-ups: the teardown drains any a
+    // failed run left behind.
     let closed = agree_result(
         world,
         "free the table window",
-        transport.shutdown(&vec![0; size], 0, true),
+        transport.shutdown(&tokens.sent, tokens.received, true),
     );
     let raw = raw?;
     closed.map(|_| raw)
@@ -546,6 +585,7 @@ fn time_raw_pairs(
     let mut raw = RawPairs {
         spaced: Vec::with_capacity(cfg.iters as usize),
         back_to_back: Vec::with_capacity(cfg.iters as usize),
+        handoff: Vec::new(),
     };
     // The first error of this rank: after it the rank does no more epochs but still joins
     // the barriers, so that the others are not left waiting in one.
@@ -593,6 +633,90 @@ fn time_raw_pairs(
         world.barrier();
     }
     failed.map(|()| raw)
+}
+
+/// Wake-up messages the hand-off floor sent (per destination) and received.
+struct Tokens {
+    sent: Vec<u64>,
+    received: u64,
+}
+
+/// The hand-off floor on this rank (`--pattern same`): what the best lock that hands one
+/// range from rank to rank could cost on this transport, with the lock phase's epochs and
+/// messages and no protocol decisions. A token goes round the ranks in rank order; per
+/// operation a rank publishes itself (the acquire-like exchange), waits for the token (a
+/// wake-up message, received as the lock's waiters receive theirs), holds the range as the
+/// lock phase does (the checker's stamp, hold and unstamp, untimed), then does the
+/// release-like exchange and sends the token on. Timed like the lock phase: from the start of
+/// the acquire-like exchange to the token's arrival, plus the release-like exchange and the
+/// send. Under one contended range a lock+unlock also waits for every other rank's turn, so
+/// this, not the raw epoch pair, is the contended lock's floor.
+///
+/// # Errors
+/// MPI errors, or a token that does not arrive within [`TOKEN_TIMEOUT`].
+fn time_handoff_floor(
+    world: &impl Communicator,
+    cfg: &LoopConfig,
+    warmup: u64,
+    checker: &StampChecker,
+    transport: &mut RmaTransport,
+    tokens: &mut Tokens,
+) -> Result<Vec<u64>> {
+    let (rank, size) = (transport.rank(), transport.size());
+    let mut table = vec![0u64; size * SLOT_WORDS];
+    let idle = Slot::IDLE.encode();
+    let mut olds = Vec::new();
+    let mut samples = Vec::with_capacity(cfg.iters as usize);
+    let mut work = Workload::new(cfg.pattern, cfg.mode, rank, size, cfg.seed);
+    let total = warmup + cfg.iters;
+    let next = (rank + 1) % size;
+    // After its first error a rank does no more turns but still joins the barriers; the ranks
+    // after it in the ring then time out waiting for the token and do the same.
+    let mut failed = Ok(());
+    world.barrier();
+    for i in 0..total {
+        if i == warmup {
+            world.barrier();
+        }
+        if failed.is_err() {
+            continue;
+        }
+        let mut turn = || -> Result<u64> {
+            let (first, count, mode) = work.next_cells();
+            let range = Workload::range(first, count);
+            let waiting = Slot::request(State::Waiting, range, mode, NO_TICKET).encode();
+            let t0 = Instant::now();
+            transport.exchange(&waiting, true, &mut table)?;
+            // Rank 0's first turn needs no token; every other turn is handed over by the rank
+            // before.
+            if rank != 0 || i > 0 {
+                if !transport.wait_wakeup(Some(Instant::now() + TOKEN_TIMEOUT))? {
+                    return Err(Error::InvalidArgument(format!(
+                        "bench lock: rank {rank} waited {TOKEN_TIMEOUT:?} for the hand-off \
+                         floor's token"
+                    )));
+                }
+                tokens.received += 1;
+            }
+            let acquire = t0.elapsed();
+            checker.hold(rank as Rank, first, count, mode, cfg.hold, &mut olds)?;
+            let t1 = Instant::now();
+            transport.exchange(&idle, false, &mut table)?;
+            // The last rank's last turn ends the ring.
+            if !(rank == size - 1 && i == total - 1) {
+                transport.send_wakeup(next)?;
+                tokens.sent[next] += 1;
+            }
+            Ok((acquire + t1.elapsed()).as_nanos() as u64)
+        };
+        match turn() {
+            Ok(ns) if i >= warmup => samples.push(ns),
+            Ok(_) => {}
+            Err(e) => failed = Err(e),
+        }
+    }
+    world.barrier();
+    failed.map(|()| samples)
 }
 
 /// The lock phase on this rank: `warmup` untimed operations, then `cfg.iters` timed ones
