@@ -108,8 +108,13 @@ pub fn decided_epoch<T: Transport + ?Sized>(
         ticket: NO_TICKET,
         words: 0,
     };
+    // Every buffer is allocated before the epoch: the time between lock and unlock is what
+    // the other ranks wait for.
+    let mut head = vec![0u64; 1 + prefetch * ENTRY_WORDS];
+    let mut rest = Vec::new();
+    let mut old: Vec<Entry> = Vec::with_capacity(prefetch + 1);
+    let mut list: Vec<Entry> = Vec::with_capacity(prefetch + 1);
     transport.transact(&mut |access| {
-        let mut head = vec![0u64; 1 + prefetch * ENTRY_WORDS];
         out.ticket = access.read(take_ticket, COUNT_WORD, &mut head)?;
         out.words = head.len() as u64 + u64::from(take_ticket);
         let n = usize::try_from(head[0])
@@ -121,23 +126,25 @@ pub fn decided_epoch<T: Transport + ?Sized>(
                     head[0]
                 ))
             })?;
-        let decode = |words: &[u64]| {
-            words
-                .chunks_exact(ENTRY_WORDS)
-                .map(|w| Entry::decode(w, ranks))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| {
+        let decode = |words: &[u64], into: &mut Vec<Entry>| {
+            for w in words.chunks_exact(ENTRY_WORDS) {
+                into.push(Entry::decode(w, ranks).ok_or_else(|| {
                     Error::Poisoned("the lock table lists a rank that is not one".into())
-                })
+                })?);
+            }
+            Ok::<(), Error>(())
         };
-        let mut old = decode(&head[1..1 + n.min(prefetch) * ENTRY_WORDS])?;
+        old.clear();
+        decode(&head[1..1 + n.min(prefetch) * ENTRY_WORDS], &mut old)?;
         if n > prefetch {
-            let mut rest = vec![0u64; (n - prefetch) * ENTRY_WORDS];
+            rest.clear();
+            rest.resize((n - prefetch) * ENTRY_WORDS, 0);
             access.read(false, entry_offset(prefetch), &mut rest)?;
             out.words += rest.len() as u64;
-            old.extend(decode(&rest)?);
+            decode(&rest, &mut old)?;
         }
-        let mut list = old.clone();
+        list.clear();
+        list.extend_from_slice(&old);
         decide(out.ticket, &mut list);
         if list.len() > ranks {
             return Err(Error::Poisoned(format!(

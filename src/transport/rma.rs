@@ -150,13 +150,19 @@ impl Transport for RmaTransport {
     }
 
     fn transact(&mut self, body: &mut dyn FnMut(&mut dyn EpochAccess) -> Result<()>) -> Result<()> {
-        // The staged puts' buffer outlives the epoch, as MPI requires.
+        // The staged puts' buffer outlives the epoch, as MPI requires. Allocated before the
+        // epoch (room for what an epoch usually writes: an entry or two and the count), so
+        // that the lock is held for the epoch's work only.
         let mut staged = Staged::default();
+        let room = Staged {
+            words: Vec::with_capacity(16),
+            puts: Vec::with_capacity(4),
+        };
         let live = self.live()?;
         live.window.with_lock(self.home, LockKind::Exclusive, |e| {
             let mut access = RmaAccess {
                 epoch: e,
-                staged: Staged::default(),
+                staged: room,
             };
             body(&mut access)?;
             staged = access.staged;
