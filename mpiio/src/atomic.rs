@@ -34,6 +34,9 @@ pub struct Atomic {
     file: Option<AtomicFile>,
     /// The path the program opened (a ROMIO file-system prefix such as `ufs:` removed).
     path: PathBuf,
+    /// The program opened the file `MPI_MODE_RDONLY`: brlock's descriptor is read-only too
+    /// (the file may have no write permission, or sit on a read-only mount).
+    read_only: bool,
     /// The current file view as a byte map, or why atomic mode cannot serve it; `None` when
     /// a view was set outside atomic mode (mapped only when atomic mode is turned on, so that
     /// views set outside it cost nothing).
@@ -73,11 +76,13 @@ pub fn file_path(name: &str) -> PathBuf {
 }
 
 impl Atomic {
-    /// The state of a file just opened at `path`: atomic mode off, the default view.
-    pub fn new(path: PathBuf) -> Atomic {
+    /// The state of a file just opened at `path` (`read_only`: with `MPI_MODE_RDONLY`):
+    /// atomic mode off, the default view.
+    pub fn new(path: PathBuf, read_only: bool) -> Atomic {
         Atomic {
             file: None,
             path,
+            read_only,
             view: Some(Ok(FileView::bytes())),
             split: None,
         }
@@ -112,6 +117,7 @@ impl Atomic {
         if on && self.file.is_none() {
             let options = OpenOptions {
                 create: false,
+                read_only: self.read_only,
                 ..OpenOptions::default()
             };
             let file = AtomicFile::open(comm.comm(), &self.path, &options)?;
@@ -158,8 +164,14 @@ impl Atomic {
     /// Writes `data` at `offset` etypes of the view, atomically.
     ///
     /// # Errors
-    /// A view atomic mode cannot serve; I/O, lock or MPI errors (no lock is left held).
+    /// A file opened `MPI_MODE_RDONLY`; a view atomic mode cannot serve; I/O, lock or MPI
+    /// errors (no lock is left held).
     pub fn write(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        if self.read_only {
+            return Err(Error::InvalidArgument(
+                "a write to a file opened MPI_MODE_RDONLY".into(),
+            ));
+        }
         let pieces = self.view()?.pieces(offset, data.len() as u64)?;
         self.file()?.write_pieces(&pieces, data)
     }

@@ -266,7 +266,8 @@ fn file_open(
         // SAFETY: the caller's NUL-terminated file name, live for this call.
         crate::atomic::file_path(&unsafe { CStr::from_ptr(filename) }.to_string_lossy())
     };
-    match shared::track(key(handle), dup, start, opened.map(|_| ()), path) {
+    let read_only = amode & mpi::ffi::MPI_MODE_RDONLY as c_int != 0;
+    match shared::track(key(handle), dup, start, opened.map(|_| ()), path, read_only) {
         Ok(()) => SUCCESS,
         Err(_) if rc != SUCCESS => rc,
         Err(e) => {

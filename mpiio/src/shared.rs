@@ -51,7 +51,8 @@ pub fn lock(handle: &Handle) -> MutexGuard<'_, Sendable<Tracked>> {
 /// duplicate of the file's communicator that the pointer takes over): the pointer starts at
 /// rank 0's `start` (in bytes: the view is the default one). `opened` is this rank's outcome
 /// of the MPI library's open; if it failed on any rank, nothing is tracked and every rank
-/// gets [`Error::Collective`].
+/// gets [`Error::Collective`]. `read_only`: the file was opened `MPI_MODE_RDONLY` (atomic
+/// mode then reads through a read-only descriptor and refuses writes).
 ///
 /// # Errors
 /// [`Error::Collective`] on every rank if a rank's open failed or the pointer could not be
@@ -62,13 +63,14 @@ pub fn track(
     start: u64,
     opened: Result<()>,
     path: std::path::PathBuf,
+    read_only: bool,
 ) -> Result<()> {
     let pointer = SharedPointer::open(comm, start, opened)?;
     tracing::debug!(start, "shared file pointer in a one-sided counter");
     let handle = Arc::new(Mutex::new(Sendable(Tracked {
         pointer,
         etype: 1,
-        atomic: Atomic::new(path),
+        atomic: Atomic::new(path, read_only),
     })));
     files().get_or_insert_with(HashMap::new).insert(key, handle);
     Ok(())

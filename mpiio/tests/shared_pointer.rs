@@ -135,7 +135,9 @@ fn built(source: &str) -> PathBuf {
 
 /// The wrapper `mpirun` starts: odd ranks (Open MPI's `OMPI_COMM_WORLD_RANK`, MPICH's
 /// `PMI_RANK`) mount `$SPLIT_B` over `$SPLIT_A` in a private mount namespace when both are
-/// set; then every rank execs the program with `LD_PRELOAD=$PRELOAD` when that is set.
+/// set; with `$READ_ONLY_DIR` every rank sees that directory mounted read-only (a private
+/// namespace too); then every rank execs the program with `LD_PRELOAD=$PRELOAD` when that is
+/// set.
 fn wrapper() -> PathBuf {
     static WRAPPER: OnceLock<PathBuf> = OnceLock::new();
     WRAPPER
@@ -145,6 +147,9 @@ fn wrapper() -> PathBuf {
 # Odd ranks see the second GlusterFS client's mount at the first's path (a private mount
 # namespace); the program alone gets LD_PRELOAD.
 rank=${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-0}}
+if [ -n "$READ_ONLY_DIR" ]; then
+    exec unshare -m sh -c 'mount --bind "$READ_ONLY_DIR" "$READ_ONLY_DIR" && mount -o remount,bind,ro "$READ_ONLY_DIR" && exec env ${PRELOAD:+LD_PRELOAD="$PRELOAD"} "$@"' sh "$@"
+fi
 if [ -n "$SPLIT_A" ] && [ -n "$SPLIT_B" ] && [ $((rank % 2)) -eq 1 ]; then
     exec unshare -m sh -c 'mount --bind "$SPLIT_B" "$SPLIT_A" && exec env ${PRELOAD:+LD_PRELOAD="$PRELOAD"} "$@"' sh "$@"
 fi
@@ -222,6 +227,15 @@ fn ranks() -> usize {
     }
 }
 
+/// Rank 0's verdict line ("NAME: OK ..." or "NAME: FAILED ..."), or what happened instead.
+fn verdict(out: &brlock_testkit::RunOutput) -> String {
+    out.rank_lines(0)
+        .into_iter()
+        .find(|l| l.contains(": OK") || l.contains(": FAILED"))
+        .map(|l| l.trim().to_string())
+        .unwrap_or_else(|| format!("no verdict: {}", out.outcome()))
+}
+
 /// Runs test program `exe` (its command words) once as `job`; returns whether it passed and rank 0's verdict line.
 fn run(exe: &[String], name: &str, job: Job, extra_env: &[(&str, &str)]) -> (bool, String) {
     let file_name = format!(
@@ -254,12 +268,7 @@ fn run(exe: &[String], name: &str, job: Job, extra_env: &[(&str, &str)]) -> (boo
         cmd = cmd.env(*k, *v);
     }
     let out = cmd.run();
-    let verdict = out
-        .rank_lines(0)
-        .into_iter()
-        .find(|l| l.contains(": OK") || l.contains(": FAILED"))
-        .map(|l| l.trim().to_string())
-        .unwrap_or_else(|| format!("no verdict: {}", out.outcome()));
+    let verdict = verdict(&out);
     let passed = out.success() && verdict.contains(": OK");
     if !passed && job.preload && extra_env.is_empty() {
         eprintln!("{}", out.failure_message());
@@ -579,5 +588,47 @@ fn seek_to_the_end_in_atomic_mode_across_two_clients() {
             verdicts.last().is_some_and(|v| v.contains(": FAILED")),
             "io {label}: no stale end of file without the library ({verdicts:?}): the control shows nothing"
         );
+    }
+}
+
+/// Atomic mode on a file opened `MPI_MODE_RDONLY` on a read-only mount (every rank sees the
+/// directory bind-mounted read-only), under every component, with the library: atomic mode
+/// turns on, reads see the file, the size is right and a write is refused. A build that opened
+/// its own descriptor for writing failed here (`MPI_File_set_atomicity`: read-only file
+/// system). The same binary without the library is the reference: it must pass too, so a
+/// failure with the library is the library's.
+#[test]
+fn atomic_mode_on_a_read_only_mount() {
+    const INTS: usize = 4096;
+    let exe = program("read_only.c");
+    let dir = fresh_dir(&bin_dir(), "read-only");
+    let file = dir.join("data");
+    let bytes: Vec<u8> = (0..INTS as i32).flat_map(i32::to_ne_bytes).collect();
+    std::fs::write(&file, bytes).expect("write the read-only test's file");
+    for io in components() {
+        let label = io.unwrap_or("(MPICH ROMIO)");
+        for preload in [false, true] {
+            let mut cmd = MpiRun::new(ranks(), wrapper())
+                .timeout(TIMEOUT)
+                .args(exe.iter().cloned())
+                .arg(file.to_string_lossy())
+                .arg(INTS.to_string())
+                .env("READ_ONLY_DIR", dir.to_string_lossy());
+            if preload {
+                cmd = cmd.env("PRELOAD", library().to_string_lossy());
+            }
+            if let Some(io) = io {
+                cmd = cmd.env("OMPI_MCA_io", io);
+            }
+            let out = cmd.run();
+            let verdict = verdict(&out);
+            let with = if preload { "with" } else { "WITHOUT" };
+            println!("read_only {with} the library, io {label}: {verdict}");
+            assert!(
+                out.success() && verdict.contains(": OK"),
+                "read_only {with} the library, io {label}: {verdict}\n{}",
+                out.failure_message()
+            );
+        }
     }
 }

@@ -42,6 +42,10 @@ use crate::sys::OwnedComm;
 pub struct OpenOptions {
     /// Create the file (rank 0 creates it, mode 0644 before the umask) if it does not exist.
     pub create: bool,
+    /// Open the file for reading only (a file without write permission, or on a read-only
+    /// mount): reads and atomic mode work, and every write fails with the operating system's
+    /// error. Cannot be combined with `create`.
+    pub read_only: bool,
     /// The rank holding the lock table (rank 0 by default).
     pub home: Rank,
     /// Coherence strategy; `None` chooses it at open (see [`ClientCaches::choose`], which
@@ -68,6 +72,7 @@ impl Default for OpenOptions {
     fn default() -> Self {
         OpenOptions {
             create: true,
+            read_only: false,
             home: 0,
             coherence: None,
             sieve: SieveConfig::default(),
@@ -199,11 +204,12 @@ impl<L: RangeLock> AtomicFile<L> {
         path: &Path,
         options: &OpenOptions,
     ) -> Result<(File, ClientCaches, bool)> {
+        let read_only = options.read_only;
         // Rank 0 creates the file before anyone else opens it: concurrent creates through
         // different clients of a distributed file system race.
-        let first = (comm.rank() == 0).then(|| open_file(path, options.create));
+        let first = (comm.rank() == 0).then(|| open_file(path, options.create, read_only));
         let first = agree_outcome(comm.comm(), "open", first)?;
-        let rest = first.is_none().then(|| open_file(path, false));
+        let rest = first.is_none().then(|| open_file(path, false, read_only));
         let rest = agree_outcome(comm.comm(), "open", rest)?;
         let file = first
             .or(rest)
@@ -549,10 +555,18 @@ fn range_of(offset: u64, len: usize) -> Result<Option<ByteRange>> {
     Ok(Some(ByteRange::at(offset, len as u64)?))
 }
 
-fn open_file(path: &Path, create: bool) -> Result<File> {
+/// Opens `path` for reading and writing, or for reading only; creates it if `create` (only
+/// rank 0 creates, so only rank 0's options can ask for both, and the refusal is agreed).
+fn open_file(path: &Path, create: bool, read_only: bool) -> Result<File> {
+    if create && read_only {
+        return Err(Error::InvalidArgument(format!(
+            "{}: a file opened read-only cannot be created",
+            path.display()
+        )));
+    }
     std::fs::OpenOptions::new()
         .read(true)
-        .write(true)
+        .write(!read_only)
         .create(create)
         .open(path)
         .map_err(|source| Error::Io {
