@@ -1200,8 +1200,9 @@ export!(MPI_File_seek, PMPI_File_seek, file_seek, (fh: MPI_File, offset: MPI_Off
 /// `MPI_File_seek`: with `MPI_SEEK_END` in atomic mode, to the end of file from the size fresh
 /// from the server; else the MPI library's.
 fn file_seek(fh: MPI_File, offset: MPI_Offset, whence: c_int) -> c_int {
-    let end = (whence == mpi::ffi::MPI_SEEK_END as c_int)
-        .then(|| in_atomic_mode(fh))
+    // `fresh_end` checks the file's mode itself (under its lock, once).
+    let end = (whence == mpi::ffi::MPI_SEEK_END as c_int && crate::atomic::any_in_atomic_mode())
+        .then(|| tracked(fh))
         .flatten()
         .and_then(|handle| fresh_end(&handle));
     let Some(end) = end else {

@@ -511,6 +511,37 @@ fn h5py_atomic_mode_across_two_clients() {
     passes_with_library("h5_atomic.py", "h5_atomic", 2);
 }
 
+/// Two runs of `with` (the library preloaded) across two clients under component `io`, both
+/// of which must pass; then the negative control, `without` (the same program, not
+/// preloaded), which must fail in one of two runs. `hazard` names what the control shows.
+fn passes_and_control_fails(
+    with: &[String],
+    without: &[String],
+    name: &str,
+    io: Option<&'static str>,
+    hazard: &str,
+) {
+    let label = io.unwrap_or("(MPICH ROMIO)");
+    for _ in 0..2 {
+        let (ok, verdict) = run(with, name, Job::new(io, true, Place::TwoClients), &[]);
+        println!("{name} with libbrlock-mpiio, two GlusterFS clients, io {label}: {verdict}");
+        assert!(ok, "{name} with the library, io {label}: {verdict}");
+    }
+    let mut verdicts = Vec::new();
+    for _ in 0..2 {
+        let (ok, verdict) = run(without, name, Job::new(io, false, Place::TwoClients), &[]);
+        verdicts.push(verdict);
+        if !ok {
+            break;
+        }
+    }
+    println!("{name} WITHOUT the library, two GlusterFS clients, io {label}: {verdicts:?}");
+    assert!(
+        verdicts.last().is_some_and(|v| v.contains(": FAILED")),
+        "io {label}: no {hazard} without the library ({verdicts:?}): the control shows nothing"
+    );
+}
+
 // --- Large-count forms -------------------------------------------------------------------
 
 /// `large_count.c MODE` (its command words); with `huge` it also checks that a count past
@@ -533,25 +564,12 @@ fn large_count_forms_across_two_clients() {
         println!("large_count: Open MPI 4.1 has no large-count forms; run under MPICH");
         return;
     }
-    let with = Job::new(None, true, Place::TwoClients);
-    for _ in 0..2 {
-        let (ok, verdict) = run(&large_count(true), "large_count", with, &[]);
-        println!("large_count with libbrlock-mpiio, two GlusterFS clients: {verdict}");
-        assert!(ok, "large_count with the library: {verdict}");
-    }
-    let without = Job::new(None, false, Place::TwoClients);
-    let mut verdicts = Vec::new();
-    for _ in 0..2 {
-        let (ok, verdict) = run(&large_count(false), "large_count", without, &[]);
-        verdicts.push(verdict);
-        if !ok {
-            break;
-        }
-    }
-    println!("large_count WITHOUT the library, two GlusterFS clients: {verdicts:?}");
-    assert!(
-        verdicts.last().is_some_and(|v| v.contains(": FAILED")),
-        "no lost block or stale read without the library ({verdicts:?}): the control shows nothing"
+    passes_and_control_fails(
+        &large_count(true),
+        &large_count(false),
+        "large_count",
+        None,
+        "lost block or stale read",
     );
 }
 
@@ -564,30 +582,7 @@ fn large_count_forms_across_two_clients() {
 fn seek_to_the_end_in_atomic_mode_across_two_clients() {
     let exe = program("seek_end.c");
     for io in components() {
-        let label = io.unwrap_or("(MPICH ROMIO)");
-        for _ in 0..2 {
-            let (ok, verdict) = run(&exe, "seek_end", Job::new(io, true, Place::TwoClients), &[]);
-            println!("seek_end with libbrlock-mpiio, io {label}: {verdict}");
-            assert!(ok, "seek_end with the library, io {label}: {verdict}");
-        }
-        let mut verdicts = Vec::new();
-        for _ in 0..2 {
-            let (ok, verdict) = run(
-                &exe,
-                "seek_end",
-                Job::new(io, false, Place::TwoClients),
-                &[],
-            );
-            verdicts.push(verdict);
-            if !ok {
-                break;
-            }
-        }
-        println!("seek_end WITHOUT the library, io {label}: {verdicts:?}");
-        assert!(
-            verdicts.last().is_some_and(|v| v.contains(": FAILED")),
-            "io {label}: no stale end of file without the library ({verdicts:?}): the control shows nothing"
-        );
+        passes_and_control_fails(&exe, &exe, "seek_end", io, "stale end of file");
     }
 }
 
@@ -596,7 +591,9 @@ fn seek_to_the_end_in_atomic_mode_across_two_clients() {
 /// turns on, reads see the file, the size is right and a write is refused. A build that opened
 /// its own descriptor for writing failed here (`MPI_File_set_atomicity`: read-only file
 /// system). The same binary without the library is the reference: it must pass too, so a
-/// failure with the library is the library's.
+/// failure with the library is the library's. The negative control: with the library and an
+/// atomic file it cannot open (`BRLOCK_COHERENCE=bogus` makes its open fail, as the
+/// read-write open on the read-only mount did), the program must report the failure.
 #[test]
 fn atomic_mode_on_a_read_only_mount() {
     const INTS: usize = 4096;
@@ -607,13 +604,17 @@ fn atomic_mode_on_a_read_only_mount() {
     std::fs::write(&file, bytes).expect("write the read-only test's file");
     for io in components() {
         let label = io.unwrap_or("(MPICH ROMIO)");
-        for preload in [false, true] {
+        // (preloaded, BRLOCK_COHERENCE, must pass)
+        for (preload, coherence, pass) in
+            [(false, "", true), (true, "", true), (true, "bogus", false)]
+        {
             let mut cmd = MpiRun::new(ranks(), wrapper())
                 .timeout(TIMEOUT)
                 .args(exe.iter().cloned())
                 .arg(file.to_string_lossy())
                 .arg(INTS.to_string())
-                .env("READ_ONLY_DIR", dir.to_string_lossy());
+                .env("READ_ONLY_DIR", dir.to_string_lossy())
+                .env("BRLOCK_COHERENCE", coherence);
             if preload {
                 cmd = cmd.env("PRELOAD", library().to_string_lossy());
             }
@@ -623,12 +624,19 @@ fn atomic_mode_on_a_read_only_mount() {
             let out = cmd.run();
             let verdict = verdict(&out);
             let with = if preload { "with" } else { "WITHOUT" };
-            println!("read_only {with} the library, io {label}: {verdict}");
-            assert!(
-                out.success() && verdict.contains(": OK"),
-                "read_only {with} the library, io {label}: {verdict}\n{}",
-                out.failure_message()
-            );
+            println!("read_only {with} the library (BRLOCK_COHERENCE={coherence:?}), io {label}: {verdict}");
+            if pass {
+                assert!(
+                    out.success() && verdict.contains(": OK"),
+                    "read_only {with} the library, io {label}: {verdict}\n{}",
+                    out.failure_message()
+                );
+            } else {
+                assert!(
+                    verdict.contains(": FAILED"),
+                    "read_only with an atomic file that cannot open, io {label}: {verdict}: the control shows nothing"
+                );
+            }
         }
     }
 }

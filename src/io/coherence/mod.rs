@@ -390,11 +390,7 @@ impl FreshReader<'_> {
     /// [`Error::Io`] if the file's metadata cannot be read.
     pub fn size(&self) -> Result<u64> {
         if self.caches.one_copy() {
-            return self
-                .file
-                .metadata()
-                .map(|m| m.len())
-                .map_err(|e| self.caches.io_error("fstat", e));
+            return self.caches.server_size(self.file);
         }
         Ok(self.known.get())
     }
